@@ -1,0 +1,65 @@
+"""What every command module shares: the settings in the context, JSON and table output,
+and progress bars that appear only on a terminal."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from shipyard.config import Settings, load_settings
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+class State:
+    """Global options, filled by the root callback and read by commands."""
+
+    def __init__(self, home: str | None, config: str | None, debug: bool) -> None:
+        self.home = home
+        self.config = config
+        self.debug = debug
+        self._settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(home=self.home, config_file=self.config)
+        return self._settings
+
+
+def settings(ctx: typer.Context, **flags: Any) -> Settings:
+    """The effective settings, with this command's flags (``key=value``) on top."""
+    root = ctx.find_root()
+    state = root.obj if isinstance(root.obj, State) else State(None, None, False)
+    base = state.settings
+    return base.with_overrides({k.replace("__", "."): v for k, v in flags.items()},
+                               source="flag")
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]],
+                empty: str = "nothing to show") -> None:
+    rows = list(rows)
+    if not rows:
+        console.print(empty)
+        return
+    table = Table(title=title, show_header=True, header_style="bold")
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*("" if cell is None else str(cell) for cell in row))
+    console.print(table)
+
+
+def show_progress() -> bool:
+    return sys.stdout.isatty()

@@ -1,0 +1,311 @@
+"""``shipyard.toml``: the package's manifest and build recipe, validated strictly.
+
+Unknown keys and wrong types are errors that name the file, the key and what was expected,
+because a typo in a manifest that is silently ignored surfaces weeks later as a service that
+does not start on some node.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from shipyard.coords import (
+    PackageCoord,
+    Requirement,
+    validate_group,
+    validate_id,
+    validate_version,
+)
+from shipyard.errors import CoordinateError, ManifestError
+
+MANIFEST_NAME = "shipyard.toml"
+
+
+@dataclass(frozen=True)
+class LinkAnnounce:
+    interface: str
+    adapter: str
+    port: int | None = None
+    hostname_prefix: str | None = None
+    password: str | None = None  # "random" or None
+
+
+@dataclass(frozen=True)
+class LinkAccept:
+    interface: str
+    adapter: str
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    start: str | None = None
+    stop: str | None = None
+    exec: tuple[str, ...] | None = None
+    user: str | None = None
+
+
+@dataclass(frozen=True)
+class BuildSpec:
+    command: str
+    env: dict[str, str] = field(default_factory=dict)
+    timeout: int | None = None
+
+
+@dataclass(frozen=True)
+class Manifest:
+    coord: PackageCoord
+    summary: str = ""
+    description: str = ""
+    maintainer: str = ""
+    license: str = ""
+    homepage: str = ""
+    requires: tuple[Requirement, ...] = ()
+    build: BuildSpec | None = None
+    service: ServiceSpec | None = None
+    announces: tuple[LinkAnnounce, ...] = ()
+    accepts: tuple[LinkAccept, ...] = ()
+    source: str = MANIFEST_NAME
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def group(self) -> str:
+        return self.coord.group
+
+    @property
+    def id(self) -> str:
+        return self.coord.id
+
+    @property
+    def version(self) -> str:
+        assert self.coord.version is not None
+        return self.coord.version
+
+
+# ---------------------------------------------------------------------------------------
+# A small schema checker: each table lists its keys, their checkers and which are required.
+
+Check = Callable[[Any, str], Any]
+
+
+class _Ctx:
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, key: str, message: str) -> ManifestError:
+        return ManifestError(f"{self.source}: {key}: {message}")
+
+
+def _type_name(value: Any) -> str:
+    return {
+        str: "a string", int: "an integer", bool: "a boolean", float: "a float",
+        list: "an array", dict: "a table",
+    }.get(type(value), type(value).__name__)
+
+
+def _str(ctx: _Ctx, key: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise ctx.fail(key, f"expected a string, got {_type_name(value)}")
+    return value
+
+
+def _nonempty(ctx: _Ctx, key: str, value: Any) -> str:
+    text = _str(ctx, key, value)
+    if not text.strip():
+        raise ctx.fail(key, "expected a non-empty string")
+    return text
+
+
+def _str_list(ctx: _Ctx, key: str, value: Any) -> list[str]:
+    if not isinstance(value, list):
+        raise ctx.fail(key, f"expected an array of strings, got {_type_name(value)}")
+    for index, item in enumerate(value):
+        if not isinstance(item, str):
+            raise ctx.fail(f"{key}[{index}]", f"expected a string, got {_type_name(item)}")
+    return value
+
+
+def _rel_path(ctx: _Ctx, key: str, value: Any) -> str:
+    text = _nonempty(ctx, key, value)
+    path = PurePosixPath(text)
+    if "\x00" in text or path.is_absolute() or ".." in path.parts or text.startswith("~"):
+        raise ctx.fail(key, f"expected a relative path inside the package, got {text!r}")
+    return text
+
+
+def _int_range(low: int, high: int) -> Callable[[_Ctx, str, Any], int]:
+    def check(ctx: _Ctx, key: str, value: Any) -> int:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ctx.fail(key, f"expected an integer, got {_type_name(value)}")
+        if not low <= value <= high:
+            raise ctx.fail(key, f"expected an integer from {low} to {high}, got {value}")
+        return value
+
+    return check
+
+
+def _table(ctx: _Ctx, key: str, value: Any, allowed: set[str]) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ctx.fail(key, f"expected a table, got {_type_name(value)}")
+    for name in value:
+        if name not in allowed:
+            expected = ", ".join(sorted(allowed))
+            raise ctx.fail(f"{key}.{name}", f"unknown key (expected one of: {expected})")
+    return value
+
+
+def _required(ctx: _Ctx, table: dict[str, Any], prefix: str, name: str) -> Any:
+    if name not in table:
+        raise ctx.fail(f"{prefix}.{name}", "missing required key")
+    return table[name]
+
+
+def _coordinate_part(ctx: _Ctx, key: str, value: Any, check: Callable[[str], str]) -> str:
+    text = _str(ctx, key, value)
+    try:
+        return check(text)
+    except CoordinateError as exc:
+        raise ctx.fail(key, exc.message) from None
+
+
+# ---------------------------------------------------------------------------------------
+
+
+def parse_manifest(text: str, source: str = MANIFEST_NAME) -> Manifest:
+    """Parse and validate manifest text; ``source`` names it in every error."""
+    ctx = _Ctx(source)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ManifestError(f"{source}: not valid TOML: {exc}") from None
+    _table(ctx, "(top level)", data, {"package", "build", "service", "link"})
+    if "package" not in data:
+        raise ctx.fail("package", "missing required table [package]")
+    package = _table(ctx, "package", data["package"],
+                     {"group", "id", "version", "summary", "description", "maintainer",
+                      "license", "homepage", "requires"})
+    group = _coordinate_part(ctx, "package.group", _required(ctx, package, "package", "group"),
+                             validate_group)
+    ident = _coordinate_part(ctx, "package.id", _required(ctx, package, "package", "id"),
+                             validate_id)
+    version = _coordinate_part(ctx, "package.version",
+                               _required(ctx, package, "package", "version"), validate_version)
+    texts = {
+        name: _str(ctx, f"package.{name}", package[name])
+        for name in ("summary", "description", "maintainer", "license", "homepage")
+        if name in package
+    }
+    requires: list[Requirement] = []
+    for index, item in enumerate(_str_list(ctx, "package.requires", package.get("requires", []))):
+        try:
+            requires.append(Requirement.parse(item))
+        except CoordinateError as exc:
+            raise ctx.fail(f"package.requires[{index}]", exc.message) from None
+
+    build = None
+    if "build" in data:
+        table = _table(ctx, "build", data["build"], {"command", "env", "timeout"})
+        command = _nonempty(ctx, "build.command", _required(ctx, table, "build", "command"))
+        env = {}
+        if "env" in table:
+            env_table = _table(ctx, "build.env", table["env"], set(table["env"]) if
+                               isinstance(table["env"], dict) else set())
+            env = {k: _str(ctx, f"build.env.{k}", v) for k, v in env_table.items()}
+        timeout = _int_range(1, 86_400)(ctx, "build.timeout", table["timeout"]) if (
+            "timeout" in table) else None
+        build = BuildSpec(command, env, timeout)
+
+    service = None
+    if "service" in data:
+        table = _table(ctx, "service", data["service"], {"start", "stop", "exec", "user"})
+        start = _rel_path(ctx, "service.start", table["start"]) if "start" in table else None
+        stop = _rel_path(ctx, "service.stop", table["stop"]) if "stop" in table else None
+        exec_ = None
+        if "exec" in table:
+            exec_list = _str_list(ctx, "service.exec", table["exec"])
+            if not exec_list:
+                raise ctx.fail("service.exec", "expected a non-empty array")
+            exec_ = tuple(exec_list)
+        if (start is None) == (exec_ is None):
+            raise ctx.fail("service", "expected exactly one of 'start' or 'exec'")
+        user = _nonempty(ctx, "service.user", table["user"]) if "user" in table else None
+        service = ServiceSpec(start, stop, exec_, user)
+
+    announces: list[LinkAnnounce] = []
+    accepts: list[LinkAccept] = []
+    if "link" in data:
+        link = _table(ctx, "link", data["link"], {"announce", "accept"})
+        for index, item in enumerate(_array_of_tables(ctx, "link.announce",
+                                                       link.get("announce", []))):
+            key = f"link.announce[{index}]"
+            entry = _table(ctx, key, item, {"interface", "adapter", "generate"})
+            interface = _interface(ctx, f"{key}.interface",
+                                   _required(ctx, entry, key, "interface"))
+            adapter = _rel_path(ctx, f"{key}.adapter", _required(ctx, entry, key, "adapter"))
+            gen = _table(ctx, f"{key}.generate", entry.get("generate", {}),
+                         {"port", "hostname_prefix", "password"})
+            port = _int_range(1, 65535)(ctx, f"{key}.generate.port", gen["port"]) if (
+                "port" in gen) else None
+            prefix = _nonempty(ctx, f"{key}.generate.hostname_prefix",
+                               gen["hostname_prefix"]) if "hostname_prefix" in gen else None
+            password = None
+            if "password" in gen:
+                password = _str(ctx, f"{key}.generate.password", gen["password"])
+                if password != "random":
+                    raise ctx.fail(f"{key}.generate.password", "expected \"random\"")
+            announces.append(LinkAnnounce(interface, adapter, port, prefix, password))
+        for index, item in enumerate(_array_of_tables(ctx, "link.accept",
+                                                       link.get("accept", []))):
+            key = f"link.accept[{index}]"
+            entry = _table(ctx, key, item, {"interface", "adapter"})
+            interface = _interface(ctx, f"{key}.interface",
+                                   _required(ctx, entry, key, "interface"))
+            adapter = _rel_path(ctx, f"{key}.adapter", _required(ctx, entry, key, "adapter"))
+            accepts.append(LinkAccept(interface, adapter))
+
+    return Manifest(
+        coord=PackageCoord(group, ident, version),
+        requires=tuple(requires),
+        build=build,
+        service=service,
+        announces=tuple(announces),
+        accepts=tuple(accepts),
+        source=source,
+        raw=data,
+        **texts,
+    )
+
+
+def _array_of_tables(ctx: _Ctx, key: str, value: Any) -> list[Any]:
+    if not isinstance(value, list):
+        raise ctx.fail(key, f"expected an array of tables ([[{key}]]), got {_type_name(value)}")
+    return value
+
+
+def _interface(ctx: _Ctx, key: str, value: Any) -> str:
+    import re
+
+    text = _nonempty(ctx, key, value)
+    if not re.fullmatch(r"[a-z0-9][a-z0-9._-]*", text):
+        raise ctx.fail(key, f"expected an interface name like 'jabber-component', got {text!r}")
+    return text
+
+
+def load_manifest(path: str | os.PathLike[str]) -> Manifest:
+    """Read ``path`` (a ``shipyard.toml`` or a directory holding one)."""
+    target = Path(path)
+    if target.is_dir():
+        target = target / MANIFEST_NAME
+    try:
+        text = target.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ManifestError(f"{target}: no such file") from None
+    except UnicodeDecodeError:
+        raise ManifestError(f"{target}: not UTF-8 text") from None
+    except OSError as exc:
+        raise ManifestError(f"{target}: cannot read: {exc.strerror}") from None
+    return parse_manifest(text, str(target))
