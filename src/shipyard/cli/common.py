@@ -14,7 +14,9 @@ from rich.table import Table
 
 from shipyard.config import Settings, load_settings
 
-console = Console()
+# Piped output (scripts, logs, tests) must not be cut at 80 columns: tables there use a
+# wide fixed width, and a terminal keeps its own width.
+console = Console() if sys.stdout.isatty() else Console(width=200)
 err_console = Console(stderr=True)
 
 

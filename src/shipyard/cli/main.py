@@ -69,7 +69,8 @@ def _debug_requested(argv: list[str]) -> bool:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     try:
-        app(args=args, prog_name="shipyard", standalone_mode=False)
+        # With standalone_mode=False, Click returns the code of a `typer.Exit` instead.
+        result = app(args=args, prog_name="shipyard", standalone_mode=False)
     except ShipyardError as exc:
         if _debug_requested(args):
             raise
@@ -104,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"shipyard: internal error: {type(exc).__name__}: {exc} "
                          "(run with --debug for a traceback)\n")
         return 1
-    return 0
+    return result if isinstance(result, int) and not isinstance(result, bool) else 0
 
 
 def entry() -> None:

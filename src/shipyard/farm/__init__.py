@@ -1,0 +1,10 @@
+"""The build farm (DESIGN.md "Farm"): a passive coordinator over a database, build workers
+that only make outgoing HTTP calls, and a push hook.
+
+Modules: :mod:`.service` the state machine (requests, claims, leases, attempts, reports),
+:mod:`.app` the HTTP API, :mod:`.coordinator` the process-local wake-ups and background
+loops, :mod:`.worker` and :mod:`.checkout` the worker, :mod:`.hook` the push hook,
+:mod:`.mailer` and :mod:`.publisher` what follows a failure or a success, :mod:`.tokens`
+the API tokens, :mod:`.client` the HTTP client they share. docs/farm.md is the operator's
+page.
+"""

@@ -1,0 +1,123 @@
+"""What the farm and the repository say: builds from the coordinator's API, publications
+from the repository's database. Waiting is always on these answers, with a deadline."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from shipyard.demo.waiting import until
+from shipyard.errors import ShipyardError
+
+FINISHED = ("succeeded", "failed", "aborted", "cancelled")
+
+
+@dataclass
+class FarmView:
+    url: str
+
+    def _get(self, path: str, **params: Any) -> Any:
+        try:
+            response = httpx.get(f"{self.url}{path}", params=params, timeout=10)
+        except httpx.HTTPError:
+            return None
+        return response.json() if response.status_code == 200 else None
+
+    def builds(self) -> list[dict[str, Any]]:
+        return list(self._get("/api/builds", limit=1000) or [])
+
+    def build(self, build_id: int) -> dict[str, Any] | None:
+        return self._get(f"/api/builds/{build_id}")
+
+    def log(self, build_id: int) -> str:
+        data = self._get(f"/api/builds/{build_id}/log")
+        return str(data.get("text", "")) if isinstance(data, dict) else ""
+
+    def _states(self, ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+        wanted = set(ids)
+        return {b["id"]: b for b in self.builds() if b["id"] in wanted}
+
+    def _describe(self, ids: list[int]) -> str:
+        return ", ".join(f"build {b['id']} {b['package']} {b['state']}"
+                         f"{'/' + b['publish_state'] if b.get('publish_state') else ''}"
+                         for b in self._states(ids).values()) or "no builds seen"
+
+    def wait_finished(self, ids: list[int], timeout: float) -> list[dict[str, Any]]:
+        def done() -> list[dict[str, Any]] | None:
+            states = self._states(ids)
+            if len(states) == len(ids) and all(b["state"] in FINISHED
+                                               for b in states.values()):
+                return [states[i] for i in ids]
+            return None
+
+        return until(done, timeout, f"build(s) {', '.join(map(str, ids))} to finish",
+                     lambda: self._describe(ids))
+
+    def wait_published(self, ids: list[int], timeout: float) -> list[dict[str, Any]]:
+        def done() -> list[dict[str, Any]] | None:
+            states = self._states(ids)
+            errors = [b for b in states.values() if b.get("publish_state") == "error"]
+            if errors:
+                first = errors[0]
+                raise ShipyardError(f"build {first['id']} ({first['package']}) could not be "
+                                    f"published: {first.get('publish_error')}")
+            if len(states) == len(ids) and all(b.get("publish_state") == "published"
+                                               for b in states.values()):
+                return [states[i] for i in ids]
+            return None
+
+        return until(done, timeout, "the publisher to publish build(s) "
+                     + ", ".join(map(str, ids)), lambda: self._describe(ids))
+
+
+@dataclass
+class PublicationRow:
+    serial: int
+    priority: int
+    channels: list[str]
+    status: str
+    finished: str
+
+
+def publications(repository: Path) -> list[PublicationRow]:
+    """Every publication the repository's database remembers, oldest first."""
+    from shipyard.repo.layout import open_repository
+    from shipyard.repo.store import RepoStore
+
+    repo = open_repository(repository, migrate=False)
+    rows = RepoStore(repo.db_url).publications()
+    return [PublicationRow(p.serial, p.priority, sorted(p.channels), p.status,
+                           f"{p.finished:%H:%M:%S}" if p.finished else "")
+            for p in sorted(rows, key=lambda p: p.serial)]
+
+
+def published_in(repository: Path, channel: str) -> list[str]:
+    """Coordinates the current publication lists in ``channel``."""
+    from shipyard.repo.layout import open_repository
+    from shipyard.repo.publish import read_published
+
+    repo = open_repository(repository, migrate=False)
+    _release, indexes = read_published(repo, channel)
+    index = indexes.get(channel)
+    return sorted(str(entry.coord) for entry in index.packages) if index else []
+
+
+def first_listed(repository: Path, channel: str, name: str) -> int | None:
+    """The first generation still on disk whose ``channel`` index lists ``name``
+    (``group:id``): when that package was published, read from the published files."""
+    generations = repository / "generations"
+    serials = sorted(int(p.name) for p in generations.iterdir() if p.name.isdigit())
+    for serial in serials:
+        index = generations / str(serial) / "dists" / channel / "index.json"
+        try:
+            packages = json.loads(index.read_text(encoding="utf-8"))["packages"]
+        except (OSError, ValueError, KeyError):
+            continue
+        if any(f"{p.get('group')}:{p.get('id')}" == name for p in packages):
+            return serial
+    return None

@@ -1,0 +1,186 @@
+"""The farm host: its config file, the signed repository, tokens, and the processes an
+operator would run there (coordinator, two workers, a static web server for the
+repository, and an SMTP sink that catches the farm's mail).
+
+Everything is configured the way the operator guide says: ``<farm home>/etc/shipyard.ini``
+holds the settings, secrets go to processes through the environment (never argv, where
+``ps`` shows them), and every listener binds to 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import mailbox
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from shipyard.demo.commands import Runner, clean_env
+from shipyard.demo.layout import Layout
+from shipyard.demo.netutil import answers, port_or_free
+from shipyard.demo.procs import Background, Processes
+from shipyard.demo.waiting import until
+from shipyard.errors import ShipyardError
+
+SECURITY_PACKAGE = "org.example:svc-exec"
+WORKERS = ("worker-1", "worker-2")
+
+
+@dataclass
+class Machine:
+    layout: Layout
+    farm: Runner
+    procs: Processes
+    taken: set[int] = field(default_factory=set)
+    coordinator_port: int = 0
+    http_port: int = 0
+    smtp_port: int = 0
+    worker_token: str = ""
+    hook_token: str = ""
+    key_id: str = ""
+    coordinator: Background | None = None
+    workers: list[Background] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.coordinator_port}"
+
+    @property
+    def repo_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    # -- configuration ------------------------------------------------------------------
+
+    def configure(self) -> Path:
+        """Pick ports and write the farm host's ``shipyard.ini``."""
+        self.coordinator_port = port_or_free(8470, self.taken)
+        self.http_port = port_or_free(8480, self.taken)
+        self.smtp_port = port_or_free(8025, self.taken)
+        config = self.layout.farm_home / "etc" / "shipyard.ini"
+        config.parent.mkdir(parents=True, exist_ok=True)
+        config.write_text(
+            "# Written by 'shipyard demo': the farm host's settings (see docs/reference/"
+            "config.md).\n"
+            "[repo]\n"
+            f"dir = {self.layout.repository}\n\n"
+            "[farm]\n"
+            f"bind = 127.0.0.1:{self.coordinator_port}\n"
+            f"url = {self.url}\n"
+            "# Built packages go to the repository's default channel (stable), except:\n"
+            f"channels = {SECURITY_PACKAGE}=security\n"
+            "poll_seconds = 0.2\n\n"
+            "[smtp]\n"
+            "host = 127.0.0.1\n"
+            f"port = {self.smtp_port}\n"
+            "sender = shipyard-farm@localhost\n",
+            encoding="utf-8")
+        return config
+
+    def make_repository(self) -> None:
+        """A signing key, the repository, and the public key handed to the node."""
+        key = self.farm.json("repo", "keygen")
+        self.key_id = str(key["key_id"])
+        self.farm.run("repo", "init", str(self.layout.repository))
+        # A first, empty publication: nodes find a signed (empty) repository from the
+        # start, and later fast-track passes have a previous generation to build on.
+        self.farm.run("repo", "publish")
+        self.layout.node_key.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(key["public_key"], self.layout.node_key)
+
+    def make_tokens(self) -> None:
+        self.worker_token = self.farm.run("farm", "token", "create", "--role", "worker",
+                                          "--name", "demo-workers").stdout.strip()
+        self.hook_token = self.farm.run("farm", "token", "create", "--role", "hook",
+                                        "--name", "demo-push-hook").stdout.strip()
+
+    def install_hook(self) -> None:
+        self.farm.run("farm", "hook", "install", str(self.layout.bare), "--coordinator",
+                      self.url, "--token", self.hook_token)
+
+    # -- processes ----------------------------------------------------------------------
+
+    def _spawn(self, name: str, argv: list[str], extra_env: dict[str, str] | None = None
+               ) -> Background:
+        env = clean_env(self.layout.farm_home)
+        env.update(extra_env or {})
+        return self.procs.spawn(name, argv, env, self.layout.logs / f"{name}.log")
+
+    def _alive_or_fail(self, proc: Background) -> None:
+        if not proc.alive():
+            raise ShipyardError(f"{proc.name} exited with code {proc.popen.returncode}: "
+                                f"{proc.last_lines()} (log: {proc.log})")
+
+    def start_coordinator(self) -> Background:
+        proc = self._spawn("coordinator", [*_shipyard(), "farm", "serve", "--repo",
+                                           str(self.layout.repository)])
+
+        def healthy() -> bool:
+            self._alive_or_fail(proc)
+            try:
+                return httpx.get(f"{self.url}/api/health", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        until(healthy, 60, "the coordinator to answer on " + self.url)
+        proc.url = self.url
+        self.coordinator = proc
+        return proc
+
+    def start_workers(self) -> list[Background]:
+        for name in WORKERS:
+            self.workers.append(self._spawn(name, [*_shipyard(), "farm", "worker", "--name",
+                                                   name, "--coordinator", self.url],
+                                            {"SHIPYARD_FARM_TOKEN": self.worker_token}))
+
+        def registered() -> bool:
+            for worker in self.workers:
+                self._alive_or_fail(worker)
+            try:
+                seen = {w["name"] for w in httpx.get(f"{self.url}/api/workers",
+                                                     timeout=5).json()}
+            except httpx.HTTPError:
+                return False
+            return set(WORKERS) <= seen
+
+        until(registered, 60, "both workers to register with the coordinator")
+        return self.workers
+
+    def start_http_dir(self, directory: Path) -> Background:
+        """Serve ``directory`` (the repository's public parts) as any static web server."""
+        proc = self._spawn("repository-http", [
+            sys.executable, "-m", "http.server", str(self.http_port), "--bind", "127.0.0.1",
+            "--directory", str(directory)])
+
+        def up() -> bool:
+            self._alive_or_fail(proc)
+            return answers(self.http_port)
+
+        until(up, 30, f"the repository's web server on port {self.http_port}")
+        proc.url = self.repo_url
+        return proc
+
+    def start_smtp(self) -> Background:
+        if importlib.util.find_spec("aiosmtpd") is None:
+            raise ShipyardError("the demo's SMTP sink needs aiosmtpd: pip install "
+                                "'shipyard[demo]' (make demo installs it)")
+        mailbox.Maildir(self.layout.maildir, create=True)  # tmp/ new/ cur/
+        proc = self._spawn("smtp-sink", [
+            sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{self.smtp_port}",
+            "-c", "aiosmtpd.handlers.Mailbox", str(self.layout.maildir)])
+
+        def up() -> bool:
+            self._alive_or_fail(proc)
+            return answers(self.smtp_port)
+
+        until(up, 30, f"the SMTP sink on port {self.smtp_port}")
+        proc.url = f"smtp://127.0.0.1:{self.smtp_port}"
+        return proc
+
+
+def _shipyard() -> list[str]:
+    from shipyard.demo.commands import SHIPYARD
+
+    return list(SHIPYARD)

@@ -1,0 +1,480 @@
+"""The coordinator's HTTP API (FastAPI; OpenAPI at ``/docs``).
+
+Reads are anonymous (the seed: anyone may watch the farm). Every route that changes state
+names the token roles it accepts in :data:`ROUTE_ROLES`; the dependency :func:`require`
+answers 401 without a valid token and 403 with a token of another role, before the body is
+even looked at. JSON lives under ``/api/``; the web pages (next stage) build on these.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import tempfile
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
+from fastapi import Path as PathParam
+from fastapi.responses import FileResponse, JSONResponse
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from shipyard import __version__
+from shipyard.config import Settings
+from shipyard.coords import validate_group, validate_id, validate_version
+from shipyard.errors import CoordinateError, ShipyardError
+from shipyard.farm import service
+from shipyard.farm.coordinator import Coordinator
+from shipyard.farm.db import FarmDB
+from shipyard.farm.errors import FarmError, Forbidden, TooLarge, Unauthorized
+from shipyard.farm.service import BuildRequest, FarmConfig
+from shipyard.farm.tokens import TokenInfo
+
+MAX_WAIT = 25.0
+COMMIT_PATTERN = r"^[0-9a-f]{4,64}$"
+
+
+# ---------------------------------------------------------------------------------------
+# Request bodies
+
+
+
+# Ids are INTEGER columns: bound every id the API accepts so a huge number is a 422, not an
+# overflow inside the database driver.
+MAX_ID = 2**31 - 1
+BuildId = Annotated[int, PathParam(ge=1, le=MAX_ID)]
+
+class RegisterIn(BaseModel):
+    name: str = Field(min_length=1, max_length=100)
+    platforms: list[str] = Field(default_factory=list, max_length=32)
+    capacity: int = Field(default=1, ge=1, le=256)
+    http_url: str = Field(default="", max_length=500)
+
+
+class ClaimIn(BaseModel):
+    platforms: list[str] | None = Field(default=None, max_length=32)
+    wait: float = Field(default=MAX_WAIT, ge=0, le=MAX_WAIT)
+
+
+class AttemptIn(BaseModel):
+    worker: str = Field(min_length=1, max_length=100)
+    attempt: int = Field(ge=1)
+
+
+class LogIn(AttemptIn):
+    pos: int = Field(ge=0)
+    data: str = Field(max_length=4 << 20)
+
+
+class FinishIn(AttemptIn):
+    result: Literal["success", "failure", "aborted", "released"]
+    reason: str = Field(default="", max_length=10_000)
+    tail: str = Field(default="", max_length=64 << 10)
+    log_pos: int | None = Field(default=None, ge=0)
+    log: str = Field(default="", max_length=4 << 20)
+
+
+class BuildRequestIn(BaseModel):
+    commit: str = Field(pattern=COMMIT_PATTERN)
+    repo_url: str = Field(min_length=1, max_length=2000)
+    subdir: str = Field(default="", max_length=500)
+    group: str | None = None
+    id: str | None = None
+    version: str | None = None
+    ref: str = Field(default="", max_length=255)
+    maintainer: str = Field(default="", max_length=500)
+    committer: str = Field(default="", max_length=500)
+    platform: str | None = Field(default=None, max_length=100)
+    force: bool = False
+    manifest_error: str | None = Field(default=None, max_length=10_000)
+
+
+class PackageBuildIn(BaseModel):
+    commit: str | None = Field(default=None, pattern=COMMIT_PATTERN)
+    force: bool = False
+
+
+# ---------------------------------------------------------------------------------------
+# Auth
+
+ROUTE_ROLES: dict[tuple[str, str], tuple[str, ...]] = {}
+
+
+def require(*roles: str) -> Callable[..., Any]:
+    """A dependency that admits a live token of one of ``roles``."""
+
+    async def dependency(request: Request,
+                         authorization: str | None = Header(default=None)) -> TokenInfo:
+        coordinator: Coordinator = request.app.state.coordinator
+        scheme, _, secret = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not secret.strip():
+            raise Unauthorized("a token is required (Authorization: Bearer <token>)")
+        info = coordinator.cached_token(secret.strip())
+        if info is None:
+            info = await run_in_threadpool(coordinator.verify_token, secret.strip())
+        if info is None:
+            raise Unauthorized("invalid or revoked token")
+        if info.role not in roles:
+            raise Forbidden(f"a {info.role} token may not do this "
+                            f"(needs: {' or '.join(roles)})")
+        return info
+
+    dependency.roles = roles  # type: ignore[attr-defined]
+    return dependency
+
+
+def _coordinator(request: Request) -> Coordinator:
+    return request.app.state.coordinator
+
+
+# ---------------------------------------------------------------------------------------
+
+
+def create_app(settings: Settings, db_url: str, repo_dir: str | os.PathLike[str] | None = None,
+               *, bind: str | None = None) -> FastAPI:
+    """The coordinator application over the database at ``db_url``; with ``repo_dir``,
+    successful builds are uploaded to that repository and published."""
+    repo = Path(repo_dir).absolute() if repo_dir else None
+    if repo is not None and not (repo / "repo.ini").is_file():
+        raise ShipyardError(f"{repo} is not a repository (no repo.ini; run shipyard repo init)")
+    db = FarmDB(db_url, pool_size=10)
+    cfg = FarmConfig.from_settings(settings, publish=repo is not None, bind=bind)
+    cfg.artifacts.mkdir(parents=True, exist_ok=True)
+    _sweep_partial_uploads(cfg.artifacts / ".incoming")
+    coordinator = Coordinator(settings, db, cfg, repo)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await coordinator.start()
+        try:
+            yield
+        finally:
+            await coordinator.stop()
+            db.dispose()
+
+    app = FastAPI(title="Shipyard farm coordinator", version=__version__, lifespan=lifespan,
+                  description="Build requests, workers, logs and packages of the farm. "
+                              "Reads are anonymous; changes need a bearer token.")
+    app.state.coordinator = coordinator
+
+    @app.exception_handler(ShipyardError)
+    async def _farm_error(_request: Request, exc: ShipyardError) -> JSONResponse:
+        status = exc.status if isinstance(exc, FarmError) else 400
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return JSONResponse({"detail": exc.message}, status_code=status, headers=headers)
+
+    app.include_router(_public_routes())
+    app.include_router(_worker_routes())
+    app.include_router(_control_routes())
+    from shipyard.web.pages import install as install_pages  # the web UI (shipyard.web)
+
+    install_pages(app)
+    return app
+
+
+def _sweep_partial_uploads(staging: Path, older_than: float = 3600.0) -> None:
+    """Remove uploads a killed coordinator left half-received (old ones only: another
+    coordinator sharing the directory may be receiving one right now)."""
+    import time
+
+    if not staging.is_dir():
+        return
+    cutoff = time.time() - older_than
+    for path in staging.glob("*.part"):
+        with contextlib.suppress(OSError):
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+
+
+def _route(router: APIRouter, method: str, path: str, roles: tuple[str, ...],
+           **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    ROUTE_ROLES[(method, path)] = roles
+    return router.api_route(path, methods=[method], **kwargs)
+
+
+# ---------------------------------------------------------------------------------------
+# Anonymous reads
+
+
+def _public_routes() -> APIRouter:
+    router = APIRouter(prefix="/api", tags=["read"])
+
+    @router.get("/health")
+    def health(request: Request) -> dict[str, Any]:
+        coordinator = _coordinator(request)
+        return {"ok": True, "version": __version__, "database": coordinator.db.dialect,
+                "repository": str(coordinator.repo_dir) if coordinator.repo_dir else None,
+                "last_publish": coordinator.last_publish}
+
+    @router.get("/builds")
+    def builds(request: Request, state: str | None = None, package: str | None = None,
+               worker: str | None = None, limit: int = Query(50, ge=1, le=1000),
+               before: int | None = Query(None, ge=1, le=MAX_ID)) -> list[dict[str, Any]]:
+        c = _coordinator(request)
+        return service.list_builds(c.db, c.cfg, state=state, package=package, worker=worker,
+                                   limit=limit, before=before)
+
+    @router.get("/builds/{build_id}")
+    def build(request: Request, build_id: BuildId) -> dict[str, Any]:
+        c = _coordinator(request)
+        return service.get_build(c.db, c.cfg, build_id)
+
+    @router.get("/builds/{build_id}/log")
+    def build_log(request: Request, build_id: BuildId, offset: int = Query(0, ge=0, le=MAX_ID),
+                  limit: int = Query(1 << 20, ge=1, le=16 << 20)) -> dict[str, Any]:
+        c = _coordinator(request)
+        return service.read_log(c.db, c.cfg, build_id, offset, limit)
+
+    @router.get("/builds/{build_id}/artifact")
+    def build_artifact(request: Request, build_id: BuildId) -> FileResponse:
+        c = _coordinator(request)
+        path = service.artifact_path(c.db, c.cfg, build_id)
+        return FileResponse(path, filename=path.name, media_type="application/octet-stream")
+
+    @router.get("/workers")
+    def workers(request: Request) -> list[dict[str, Any]]:
+        c = _coordinator(request)
+        return service.list_workers(c.db, c.cfg)
+
+    @router.get("/workers/{name}")
+    def worker(request: Request, name: str) -> dict[str, Any]:
+        c = _coordinator(request)
+        return service.get_worker(c.db, c.cfg, name)
+
+    @router.get("/packages")
+    def packages(request: Request) -> list[dict[str, Any]]:
+        return service.list_packages(_coordinator(request).db)
+
+    @router.get("/packages/{name}")
+    def package(request: Request, name: str) -> dict[str, Any]:
+        return service.get_package(_coordinator(request).db, name)
+
+    @router.get("/stale")
+    def stale(request: Request, days: float = Query(2.0, ge=0, le=36500)) -> list[dict[str, Any]]:
+        return service.stale(_coordinator(request).db, days)
+
+    @router.get("/stats")
+    def stats(request: Request) -> dict[str, Any]:
+        return service.stats(_coordinator(request).db)
+
+    return router
+
+
+# ---------------------------------------------------------------------------------------
+# The worker protocol
+
+
+def _worker_routes() -> APIRouter:
+    router = APIRouter(prefix="/api", tags=["worker"])
+    worker_only = ("worker",)
+    auth = require(*worker_only)
+
+    @_route(router, "POST", "/workers/register", worker_only)
+    def register(request: Request, body: RegisterIn,
+                 token: TokenInfo = Depends(auth)) -> dict[str, Any]:
+        c = _coordinator(request)
+        result = service.register_worker(c.db, c.cfg, token.id, body.name, body.platforms,
+                                         body.capacity, body.http_url)
+        c.forget_worker(body.name)
+        if result["requeued"]:
+            c.wake_claims_threadsafe()
+        return result
+
+    @_route(router, "POST", "/workers/{name}/claim", worker_only,
+            responses={204: {"description": "nothing to build within the wait"}})
+    async def claim(request: Request, name: str, body: ClaimIn,
+                    token: TokenInfo = Depends(auth)) -> Any:
+        """Long poll: answers as soon as a build is queued (in this process: at once; via
+        another coordinator: within ``farm.poll_seconds``, at once on PostgreSQL), or 204
+        after ``wait`` seconds."""
+        c = _coordinator(request)
+        if not c.worker_checked(name, token):
+            await run_in_threadpool(c.check_worker, name, token)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + body.wait
+        while True:
+            event = c.queue_event()
+            if await request.is_disconnected():
+                return Response(status_code=204)
+            got = await run_in_threadpool(service.claim, c.db, c.cfg, name, token.id,
+                                          body.platforms)
+            if got is not None:
+                return got
+            remaining = deadline - loop.time()
+            if remaining <= 0 or c.stopping:
+                return Response(status_code=204)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), timeout=min(remaining, c.poll_seconds))
+
+    @_route(router, "POST", "/builds/{build_id}/heartbeat", worker_only)
+    def heartbeat(request: Request, build_id: BuildId, body: AttemptIn,
+                  token: TokenInfo = Depends(auth)) -> dict[str, Any]:
+        c = _coordinator(request)
+        c.check_worker(body.worker, token)
+        return service.heartbeat(c.db, c.cfg, build_id, body.worker, body.attempt)
+
+    @_route(router, "POST", "/builds/{build_id}/log", worker_only)
+    def append_log(request: Request, build_id: BuildId, body: LogIn,
+                   token: TokenInfo = Depends(auth)) -> dict[str, Any]:
+        c = _coordinator(request)
+        c.check_worker(body.worker, token)
+        return service.report_log(c.db, c.cfg, build_id, body.worker, body.attempt, body.pos,
+                                  body.data)
+
+    @_route(router, "PUT", "/builds/{build_id}/artifact", worker_only)
+    async def upload(request: Request, build_id: BuildId, worker: str = Query(..., max_length=100),
+                     attempt: int = Query(..., ge=1), filename: str = Query(..., max_length=300),
+                     token: TokenInfo = Depends(auth)) -> dict[str, Any]:
+        """The package archive as the raw request body (at most farm.max_upload_bytes)."""
+        c = _coordinator(request)
+        cap = c.cfg.max_upload_bytes
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > cap:
+            raise TooLarge(f"upload of {declared} bytes is over farm.max_upload_bytes ({cap})")
+        if not c.worker_checked(worker, token):
+            await run_in_threadpool(c.check_worker, worker, token)
+        await run_in_threadpool(service.check_upload, c.db, build_id, worker, attempt, filename)
+        staging = c.cfg.artifacts / ".incoming"
+        staging.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f"{build_id}-", suffix=".part", dir=staging)
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > cap:
+                        raise TooLarge(f"upload is over farm.max_upload_bytes ({cap} bytes)")
+                    digest.update(chunk)
+                    handle.write(chunk)
+                handle.flush()
+                await run_in_threadpool(os.fsync, handle.fileno())
+            if size == 0:
+                raise FarmError("empty upload")
+            return await run_in_threadpool(service.store_artifact, c.db, c.cfg, build_id,
+                                           worker, attempt, filename, Path(tmp), size,
+                                           digest.hexdigest())
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+
+    @_route(router, "POST", "/builds/{build_id}/finish", worker_only)
+    def finish(request: Request, build_id: BuildId, body: FinishIn,
+               token: TokenInfo = Depends(auth)) -> dict[str, Any]:
+        c = _coordinator(request)
+        c.check_worker(body.worker, token)
+        result = service.finish(c.db, c.cfg, build_id, body.worker, body.attempt, body.result,
+                                body.reason, body.tail, body.log_pos, body.log)
+        state = result["build"]["state"]
+        if state == "failed":
+            c.loop.call_soon_threadsafe(c.wake_mailer)  # type: ignore[union-attr]
+        elif state == "succeeded":
+            c.loop.call_soon_threadsafe(c.wake_publisher)  # type: ignore[union-attr]
+        elif state == "queued":
+            c.wake_claims_threadsafe()
+        return result
+
+    return router
+
+
+# ---------------------------------------------------------------------------------------
+# Requests and operator actions
+
+
+def _validated_request(body: BuildRequestIn) -> BuildRequest:
+    try:
+        if body.manifest_error is None and not (body.group and body.id and body.version):
+            raise FarmError("a build request names the package: group, id and version "
+                            "(or carries manifest_error)")
+        if body.group:
+            validate_group(body.group, "group: ")
+        if body.id:
+            validate_id(body.id, "id: ")
+        if body.version:
+            validate_version(body.version, "version: ")
+    except CoordinateError as exc:
+        raise FarmError(exc.message) from None
+    if body.subdir.startswith("/") or ".." in body.subdir.split("/"):
+        raise FarmError(f"subdir {body.subdir!r} must be a relative path inside the repository")
+    return BuildRequest(commit=body.commit, repo_url=body.repo_url, subdir=body.subdir,
+                        group=body.group, id=body.id, version=body.version, ref=body.ref,
+                        maintainer=body.maintainer, committer=body.committer,
+                        platform=body.platform, force=body.force,
+                        manifest_error=body.manifest_error)
+
+
+def _control_routes() -> APIRouter:
+    router = APIRouter(prefix="/api", tags=["control"])
+    requesters = ("hook", "admin")
+    admins = ("admin",)
+
+    def _after_request(c: Coordinator, build: dict[str, Any], created: bool) -> None:
+        if not created:
+            return
+        if build["state"] == "queued":
+            c.wake_claims_threadsafe()
+        elif build["state"] == "failed":
+            c.loop.call_soon_threadsafe(c.wake_mailer)  # type: ignore[union-attr]
+
+    @_route(router, "POST", "/builds", requesters, status_code=200)
+    def request_build(request: Request, body: BuildRequestIn, response: Response,
+                      token: TokenInfo = Depends(require(*requesters))) -> dict[str, Any]:
+        """Queue a build of (package, version, commit) unless that version is queued,
+        running or built already; answers 201 when a build was created."""
+        c = _coordinator(request)
+        build, created, note = service.request_build(c.db, c.cfg, _validated_request(body),
+                                                     token.name)
+        _after_request(c, build, created)
+        response.status_code = 201 if created else 200
+        return {"build": build, "created": created, "note": note}
+
+    @_route(router, "POST", "/packages/{name}/builds", requesters, status_code=200)
+    def request_package_build(request: Request, name: str, body: PackageBuildIn,
+                              response: Response,
+                              token: TokenInfo = Depends(require(*requesters))
+                              ) -> dict[str, Any]:
+        c = _coordinator(request)
+        build, created, note = service.request_package_build(c.db, c.cfg, name, body.commit,
+                                                             body.force, token.name)
+        _after_request(c, build, created)
+        response.status_code = 201 if created else 200
+        return {"build": build, "created": created, "note": note}
+
+    @_route(router, "POST", "/builds/{build_id}/abort", admins)
+    def abort(request: Request, build_id: BuildId,
+              token: TokenInfo = Depends(require(*admins))) -> dict[str, Any]:
+        c = _coordinator(request)
+        return service.abort(c.db, c.cfg, build_id, token.name)
+
+    @_route(router, "POST", "/builds/{build_id}/requeue", admins)
+    def requeue(request: Request, build_id: BuildId,
+                token: TokenInfo = Depends(require(*admins))) -> dict[str, Any]:
+        c = _coordinator(request)
+        build = service.requeue(c.db, c.cfg, build_id, token.name)
+        c.wake_claims_threadsafe()
+        return build
+
+    @_route(router, "POST", "/workers/{name}/pause", admins)
+    def pause(request: Request, name: str,
+              token: TokenInfo = Depends(require(*admins))) -> dict[str, Any]:
+        c = _coordinator(request)
+        return service.set_worker_paused(c.db, c.cfg, name, True)
+
+    @_route(router, "POST", "/workers/{name}/resume", admins)
+    def resume(request: Request, name: str,
+               token: TokenInfo = Depends(require(*admins))) -> dict[str, Any]:
+        c = _coordinator(request)
+        view = service.set_worker_paused(c.db, c.cfg, name, False)
+        c.wake_claims_threadsafe()
+        return view
+
+    @router.get("/whoami")
+    def whoami(token: TokenInfo = Depends(require("worker", "hook", "admin"))
+               ) -> dict[str, Any]:
+        return {"name": token.name, "role": token.role}
+
+    return router

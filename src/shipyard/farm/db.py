@@ -1,0 +1,141 @@
+"""The farm's database handle: short read and write transactions, nothing held for long.
+
+On SQLite every write transaction starts with ``BEGIN IMMEDIATE``: it takes the write lock
+before reading, so a claim that reads the queue and then updates it can never fail with
+"database is locked" halfway (in WAL mode a deferred transaction that read an older snapshot
+cannot be upgraded to a writer). On PostgreSQL a write transaction is an ordinary READ
+COMMITTED one; the claim uses ``FOR UPDATE SKIP LOCKED`` (see :mod:`shipyard.farm.service`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import Connection, Engine, event
+from sqlalchemy.orm import Session
+
+from shipyard.config import Settings
+from shipyard.db import make_engine, normalise_url, sqlite_url, upgrade
+from shipyard.errors import ShipyardError
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def aware(moment: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; every farm time is UTC."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
+
+
+def default_db_url(settings: Settings) -> str:
+    """``farm.db`` or SQLite at ``<state>/farm.sqlite``."""
+    configured = str(settings.get("farm.db") or "").strip()
+    if configured:
+        return configured
+    return sqlite_url(Path(settings.state_dir) / "farm.sqlite")
+
+
+def redact(url: str) -> str:
+    """A database URL without its password, for messages."""
+    import re
+
+    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
+
+
+class FarmDB:
+    """An engine plus ``read()`` / ``write()`` sessions that commit at the end of the block."""
+
+    def __init__(self, url: str, *, pool_size: int = 5) -> None:
+        self.url = normalise_url(url)
+        try:
+            upgrade(self.url)
+        except ShipyardError:
+            raise
+        except Exception as exc:  # the driver's: connection refused, no such database
+            text = str(exc).strip()
+            first = text.splitlines()[0] if text else type(exc).__name__
+            raise ShipyardError(f"cannot open farm database {redact(self.url)}: {first}") from None
+        self.engine: Engine = make_engine(self.url)
+        self.dialect = self.engine.dialect.name
+        self._write_lock: contextlib.AbstractContextManager[object] = (
+            threading.Lock() if self.dialect == "sqlite" else contextlib.nullcontext())
+        if self.dialect == "sqlite":
+            self._sqlite_transactions(self.engine)
+        elif pool_size != 5:
+            # Rebuild with a pool that fits the coordinator's thread pool.
+            self.engine.dispose()
+            from sqlalchemy import create_engine
+
+            self.engine = create_engine(self.url, pool_pre_ping=True, pool_size=pool_size,
+                                        max_overflow=pool_size)
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.dialect == "postgresql"
+
+    @staticmethod
+    def _sqlite_transactions(engine: Engine) -> None:
+        @event.listens_for(engine, "connect")
+        def _autocommit_driver(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+            # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite would BEGIN
+            # DEFERRED lazily otherwise).
+            dbapi_conn.isolation_level = None
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn):  # type: ignore[no-untyped-def]
+            mode = "IMMEDIATE" if conn.get_execution_options().get("farm_write") else "DEFERRED"
+            conn.exec_driver_sql(f"BEGIN {mode}")
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Session]:
+        """A write transaction, committed when the block ends without an exception.
+
+        On SQLite the threads of one process also queue on a lock of their own: SQLite's
+        busy handler sleeps in growing steps (1, 2, 5, 10 ms, ...) while another writer
+        holds the lock, so without it a busy coordinator spends its time asleep.
+        """
+        with self._write_lock, self.engine.connect() as conn:
+            conn.execution_options(farm_write=True)
+            with Session(bind=conn, expire_on_commit=False) as session:
+                try:
+                    yield session
+                    session.commit()
+                except BaseException:
+                    session.rollback()
+                    raise
+
+    @contextlib.contextmanager
+    def tx(self) -> Iterator[Connection]:
+        """A write transaction on a bare connection (Core statements, no ORM bookkeeping:
+        the hot paths of the coordinator hold the write lock as briefly as possible)."""
+        with self._write_lock, self.engine.connect() as conn:
+            conn.execution_options(farm_write=True)
+            with conn.begin():
+                yield conn
+
+    @contextlib.contextmanager
+    def rtx(self) -> Iterator[Connection]:
+        """A read-only transaction on a bare connection."""
+        with self.engine.connect() as conn, conn.begin() as trans:
+            try:
+                yield conn
+            finally:
+                trans.rollback()
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Session]:
+        with self.engine.connect() as conn, Session(bind=conn, expire_on_commit=False) as session:
+            try:
+                yield session
+            finally:
+                session.rollback()
+
+    def dispose(self) -> None:
+        self.engine.dispose()

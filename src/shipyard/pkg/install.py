@@ -1,0 +1,352 @@
+"""Install and uninstall packages atomically, under one lock.
+
+Install (for each package of the plan, requirements first): fetch the archive to a
+temporary file and check its size and sha256 against the signed index → create
+``.<version>.staging-<random>`` beside the target → extract with every member checked
+(:mod:`shipyard.pkg.extract`) → check the manifest names exactly the coordinate asked for
+→ write ``.shipyard/installed.json`` inside the staging dir → make the tree durable →
+``rename`` it into place → fsync the parent. A package dir is therefore complete with its
+record, or absent.
+
+Every member passes :class:`shipyard.pkg.archive.ArchiveReader`'s checks before it is
+written, and the staging dir is discarded at the first refusal. A local archive
+(``pkg install ./x-1.0.tar.gz``) is first inspected in full with
+:func:`~shipyard.pkg.archive.inspect_archive`, because its manifest says where it goes and
+nothing vouches for it. A repository archive is checked member by member in the pass that
+extracts it: its coordinate is known, its bytes are already pinned by the signed index, and
+a second inflating pass would cost a third of a large install (bench/README.md).
+
+Uninstall refuses while a registered instance uses the package (unless forced), renames
+the dir to ``.<version>.tombstone-<random>``, fsyncs, then deletes it. Leftovers of killed
+runs are swept on entry, under the install lock, by :func:`shipyard.pkg.store.install_lock`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from shipyard.config import Settings
+from shipyard.coords import PackageCoord, Requirement
+from shipyard.errors import ArchiveError, ShipyardError, UsageError
+from shipyard.fsutil import fsync_dir
+from shipyard.manifest import Manifest
+from shipyard.pkg import store
+from shipyard.pkg.archive import ArchiveReader, Limits, inspect_archive
+from shipyard.pkg.extract import extract, make_durable
+from shipyard.pkg.progress import ByteProgress
+from shipyard.pkg.store import InstalledRecord, list_installed
+from shipyard.pkg.verify import verify
+from shipyard.repo.index import PackageEntry
+
+if TYPE_CHECKING:
+    from shipyard.pkg.client import RepositoryClient
+
+__all__ = ["InstallResult", "UninstallResult", "install", "list_installed", "uninstall",
+           "verify"]
+
+Echo = Callable[[str], None]
+ARCHIVE_SUFFIXES = (".tar.gz", ".tar.zst")
+
+
+@dataclass
+class InstallResult:
+    coord: PackageCoord
+    path: Path
+    status: str  # "installed" | "already installed"
+    source: str
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, object]:
+        return {"coordinate": str(self.coord), "path": str(self.path), "status": self.status,
+                "source": self.source, "warnings": self.warnings}
+
+
+@dataclass
+class UninstallResult:
+    coord: PackageCoord
+    path: Path
+    forced_over: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, object]:
+        return {"coordinate": str(self.coord), "path": str(self.path), "status": "uninstalled",
+                "forced_over": self.forced_over, "warnings": self.warnings}
+
+
+def is_archive_path(target: str) -> bool:
+    """A local archive, not a coordinate: coordinates never contain ``/``."""
+    return "/" in target or target.endswith(ARCHIVE_SUFFIXES)
+
+
+def repository_client(settings: Settings) -> RepositoryClient:
+    """A :class:`RepositoryClient` for the configured repository and channel."""
+    from shipyard.pkg.client import RepositoryClient
+    from shipyard.repo.signing import load_public_keys
+
+    url = str(settings.get("repo.url") or "")
+    keys = load_public_keys(list(settings.get("repo.key") or []))
+    return RepositoryClient(url, keys=keys, channel=str(settings.get("repo.channel")),
+                            state_dir=store.state_dir(settings))
+
+
+def install(settings: Settings, target: str, *, unsigned: bool = False,
+            progress: bool = False, echo: Echo | None = None) -> list[InstallResult]:
+    """Install ``target`` (``group:id[:version]`` or a local archive path) and what it
+    requires; returns one result per package touched, the target last."""
+    say = echo or (lambda _line: None)
+    if is_archive_path(target):
+        results = _install_local(settings, Path(target), unsigned=unsigned, progress=progress,
+                                 say=say)
+    else:
+        coord = PackageCoord.parse(target)
+        results = _install_from_repository(settings, coord, progress=progress, say=say)
+    if any(r.status == "installed" for r in results):
+        results[-1].warnings.extend(_after_change(settings))
+    return results
+
+
+def _install_from_repository(settings: Settings, coord: PackageCoord, *, progress: bool,
+                             say: Echo) -> list[InstallResult]:
+    from shipyard.pkg.resolve import pick, plan
+
+    client = repository_client(settings)
+    with client, store.install_lock(settings):
+        if coord.version is not None:
+            record = store.installed_record(settings, coord)
+            if record is not None:
+                return [_already(record)]
+        index = client.index()
+        root = pick(index, coord)
+        record = store.installed_record(settings, root.coord)
+        if record is not None:
+            return [_already(record)]
+        steps = plan(index, root, lambda g, i: _installed_versions(settings, g, i))
+        return _install_entries(settings, client, steps, progress=progress, say=say)
+
+
+def _install_entries(settings: Settings, client: RepositoryClient,
+                     entries: list[PackageEntry], *, progress: bool,
+                     say: Echo) -> list[InstallResult]:
+    """Fetch and verify every archive of the plan first, then place them in order: a
+    plan with one bad archive installs nothing."""
+    downloads = store.downloads_dir(settings)
+    downloads.mkdir(parents=True, exist_ok=True)
+    done: dict[str, InstallResult] = {}
+    fetched: list[tuple[PackageEntry, Path]] = []
+    try:
+        for entry in entries:
+            record = store.installed_record(settings, entry.coord)
+            if record is not None:
+                done[str(entry.coord)] = _already(record)
+                continue
+            fetched.append((entry, client.fetch_archive(entry, downloads, progress=progress)))
+        for entry, archive in fetched:
+            result = _place(settings, archive, entry.coord,
+                            source=client.location(entry.filename),
+                            signed_by=client.signed_by, channel=client.channel,
+                            progress=progress)
+            say(f"installed {result.coord} in {result.path}")
+            done[str(entry.coord)] = result
+    finally:
+        for _entry, archive in fetched:
+            store.remove_tree(archive.parent)
+    return [done[str(entry.coord)] for entry in entries]
+
+
+def _install_local(settings: Settings, archive: Path, *, unsigned: bool, progress: bool,
+                   say: Echo) -> list[InstallResult]:
+    if not archive.is_file():
+        raise UsageError(f"{archive}: no such archive file")
+    if settings.get("repo.key") and not unsigned:
+        raise ShipyardError(f"{archive}: a local archive carries no repository signature and "
+                            "repo.key is configured; pass --unsigned to install it anyway")
+    limits = Limits.from_settings(settings)
+    with store.install_lock(settings):
+        manifest = _inspect(archive, limits)
+        record = store.installed_record(settings, manifest.coord)
+        if record is not None:
+            return [_already(record)]
+        results = _local_requirements(settings, manifest, progress=progress, say=say)
+        result = _place(settings, archive, manifest.coord, source=str(archive.absolute()),
+                        signed_by=None, channel=None, progress=progress)
+        say(f"installed {result.coord} in {result.path}")
+        results.append(result)
+        return results
+
+
+def _inspect(archive: Path, limits: Limits) -> Manifest:
+    return inspect_archive(archive, max_members=limits.max_members,
+                           max_bytes=limits.max_bytes, max_ratio=limits.max_ratio)
+
+
+def _local_requirements(settings: Settings, manifest: Manifest, *, progress: bool,
+                        say: Echo) -> list[InstallResult]:
+    """Requirements of a local archive: met by installed packages, else fetched from the
+    configured repository (the lock is already held)."""
+    from shipyard.pkg.resolve import choose, plan
+
+    def lookup(group: str, ident: str) -> list[str]:
+        return _installed_versions(settings, group, ident)
+
+    missing = [r for r in manifest.requires if not any(r.matches(v) for v in lookup(r.group,
+                                                                                      r.id))]
+    if not missing:
+        return []
+    if not settings.get("repo.url"):
+        choose(None, missing[0], lookup, [], needed_by=manifest.coord)
+    client = repository_client(settings)
+    results: list[InstallResult] = []
+    with client:
+        index = client.index()
+        planned: list[PackageEntry] = []
+        for requirement in missing:
+            entry = choose(index, requirement, lookup, planned, needed_by=manifest.coord)
+            if entry is None:
+                continue
+            for step in plan(index, entry, lookup):
+                if all(str(p.coord) != str(step.coord) for p in planned):
+                    planned.append(step)
+        results.extend(_install_entries(settings, client, planned, progress=progress,
+                                        say=say))
+    return results
+
+
+def _installed_versions(settings: Settings, group: str, ident: str) -> list[str]:
+    return [r.coord.version or "" for r in store.installed_versions(settings, group, ident)]
+
+
+def _already(record: InstalledRecord) -> InstallResult:
+    assert record.path is not None
+    return InstallResult(record.coord, record.path, "already installed", record.source)
+
+
+def _place(settings: Settings, archive: Path, coord: PackageCoord, *, source: str,
+           signed_by: str | None, channel: str | None, progress: bool = False
+           ) -> InstallResult:
+    """Extract ``archive`` (which must hold ``coord``) beside its target and rename it in."""
+    assert coord.version is not None
+    pkg_dir = store.package_dir(settings, coord)
+    owner = store.owning_package(settings, pkg_dir)
+    if owner is not None:
+        raise ShipyardError(f"{coord} would be installed inside the installed package at "
+                            f"{owner}; refusing to mix package trees")
+    if pkg_dir.exists() or pkg_dir.is_symlink():
+        raise ShipyardError(f"{pkg_dir} exists but holds no install record; move it away "
+                            f"before installing {coord}")
+    store.makedirs_durable(pkg_dir.parent)
+    staging = Path(tempfile.mkdtemp(prefix=f".{coord.version}.staging-", dir=pkg_dir.parent))
+    try:
+        bar = ByteProgress(f"unpacking {coord}", archive.stat().st_size) if progress else None
+        try:
+            with ArchiveReader(archive, Limits.from_settings(settings)) as reader:
+                files, dirs = extract(reader, staging, progress=bar,
+                                      empty_dir=store.empty_dir(settings))
+                manifest = reader.finish()
+        finally:
+            if bar is not None:
+                bar.close()
+        if manifest.coord != coord:
+            raise ArchiveError(f"{archive.name}: its manifest names {manifest.coord}, not the "
+                               f"requested {coord}")
+        record = InstalledRecord(
+            coord=coord, installed_at=store.now_iso(), source=source,
+            archive_sha256=reader.archive_sha256, archive_size=archive.stat().st_size,
+            files=files, dirs=dirs, summary=manifest.summary,
+            requires=[str(r) for r in manifest.requires], service=manifest.service is not None,
+            signed_by=signed_by, channel=channel,
+        )
+        store.write_record(staging, record)
+        os.chmod(staging, 0o755)
+        make_durable(staging)
+        os.rename(staging, pkg_dir)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            store.remove_tree(staging)
+            store.prune_empty_parents(settings, pkg_dir.parent)
+        raise
+    fsync_dir(pkg_dir.parent)
+    return InstallResult(coord, pkg_dir, "installed", source)
+
+
+# ---------------------------------------------------------------------------------------
+# Uninstall
+
+
+def resolve_installed(settings: Settings, text: str | PackageCoord) -> InstalledRecord:
+    """The installed record ``text`` names; ``group:id`` is fine when one version is in."""
+    coord = text if isinstance(text, PackageCoord) else PackageCoord.parse(text)
+    if coord.version is not None:
+        record = store.installed_record(settings, coord)
+        if record is None:
+            raise ShipyardError(f"{coord} is not installed")
+        return record
+    records = store.installed_versions(settings, coord.group, coord.id)
+    if not records:
+        raise ShipyardError(f"{coord} is not installed")
+    if len(records) > 1:
+        versions = ", ".join(r.coord.version or "" for r in records)
+        raise UsageError(f"{coord} has several installed versions ({versions}); name one")
+    return records[0]
+
+
+def uninstall(settings: Settings, coord: str | PackageCoord, force: bool = False
+              ) -> UninstallResult:
+    """Remove an installed package: tombstone rename, fsync, delete."""
+    from shipyard.svc.registry import instances_using
+
+    with store.install_lock(settings):
+        record = resolve_installed(settings, coord)
+        target = record.coord
+        users = [str(c) for c in instances_using(settings, target)]
+        if users and not force:
+            raise ShipyardError(f"{target} is used by registered instance(s) "
+                                f"{', '.join(users)}; unregister them first or pass --force")
+        pkg_dir = store.package_dir(settings, target)
+        tombstone = pkg_dir.parent / f".{target.version}.tombstone-{secrets.token_hex(4)}"
+        os.rename(pkg_dir, tombstone)
+        fsync_dir(pkg_dir.parent)
+        store.remove_tree(tombstone)
+        fsync_dir(pkg_dir.parent)
+        store.prune_empty_parents(settings, pkg_dir.parent)
+        warnings = _orphaned_dependents(settings, target)
+    if users:
+        warnings.insert(0, f"removed {target} although instance(s) {', '.join(users)} use it "
+                           "(--force)")
+    warnings.extend(_after_change(settings))
+    return UninstallResult(target, pkg_dir, users, warnings)
+
+
+def _orphaned_dependents(settings: Settings, removed: PackageCoord) -> list[str]:
+    """Installed packages whose requirement on ``removed`` is no longer met."""
+    warnings = []
+    remaining = _installed_versions(settings, removed.group, removed.id)
+    for record in store.list_installed(settings):
+        for text in record.requires:
+            try:
+                requirement = Requirement.parse(text)
+            except ShipyardError:
+                continue
+            if requirement.name != removed.name or not requirement.matches(removed.version
+                                                                            or ""):
+                continue
+            if not any(requirement.matches(v) for v in remaining):
+                warnings.append(f"{record.coord} requires {requirement}, which is no longer "
+                                "installed")
+    return warnings
+
+
+def _after_change(settings: Settings) -> list[str]:
+    """Let links follow the change; a link problem never undoes the package change."""
+    from shipyard.link.hooks import after_change
+
+    try:
+        return [str(line) for line in after_change(settings)]
+    except Exception as exc:  # the hook must not raise; report if it does anyway
+        return [f"link reconcile failed: {type(exc).__name__}: {exc}"]

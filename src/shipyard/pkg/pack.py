@@ -1,0 +1,247 @@
+"""``pkg pack``: turn a package source directory into a reproducible archive.
+
+The same input must give the same bytes, on any machine and at any time, so that the
+repository's "one coordinate, one content" rule can compare uploads by digest and a
+rebuild can be checked against the published archive. So: members in a fixed order
+(``shipyard.toml`` first, so a reader finds the manifest without inflating the rest; then
+the paths sorted), mtime ``SOURCE_DATE_EPOCH`` or 0, owner 0/0 without names, modes reduced
+to 0755/0644 by the owner's exec bit, a gzip header without name or time, zstd without
+threads. The tree may hold regular files and directories only (see
+:mod:`shipyard.pkg.archive`); symlinks are refused with the path named.
+
+With a ``[build] command`` the command runs via ``/bin/sh`` in the source directory with
+``SHIPYARD_DESTDIR`` set to a fresh directory, and that directory is packed; its output is
+streamed line by line to ``log`` (the farm worker passes the build log).
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import gzip
+import os
+import shutil
+import stat
+import subprocess
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import IO
+
+from shipyard.errors import ShipyardError
+from shipyard.fsutil import fsync_dir
+from shipyard.manifest import MANIFEST_NAME, Manifest, load_manifest
+from shipyard.pkg.archive import COMPRESSIONS, RESERVED_DIR
+
+SKIP_DIRS = {".git", "__pycache__"}
+SKIP_SUFFIXES = (".pyc",)
+GZIP_LEVEL = 6
+ZSTD_LEVEL = 10
+
+
+def pack_directory(
+    src_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    compression: str = "gz",
+    log: IO[str] | None = None,
+) -> Path:
+    """Build (when the manifest says how) and pack ``src_dir``; returns the archive path."""
+    if compression not in COMPRESSIONS:
+        raise ShipyardError(f"unknown compression {compression!r} (expected gz or zst)")
+    source = Path(src_dir)
+    if not source.is_dir():
+        raise ShipyardError(f"{source}: not a directory")
+    manifest = load_manifest(source)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / manifest.coord.archive_name(compression)
+    if manifest.build is None:
+        _write_archive(source, manifest, target, compression)
+        return target
+    with tempfile.TemporaryDirectory(prefix="shipyard-destdir-") as destdir:
+        _run_build(source, manifest, Path(destdir), log)
+        built = Path(destdir)
+        placed = built / MANIFEST_NAME
+        if placed.is_symlink() or (placed.exists() and not placed.is_file()):
+            raise ShipyardError(f"build of {manifest.coord}: $SHIPYARD_DESTDIR/{MANIFEST_NAME} "
+                                "is not a regular file")
+        if placed.exists():
+            inner = load_manifest(placed)
+            if inner.coord != manifest.coord:
+                raise ShipyardError(f"build of {manifest.coord}: the built {MANIFEST_NAME} "
+                                    f"names {inner.coord}")
+        else:
+            shutil.copyfile(source / MANIFEST_NAME, placed)
+        _write_archive(built, manifest, target, compression)
+    return target
+
+
+def _run_build(source: Path, manifest: Manifest, destdir: Path, log: IO[str] | None) -> None:
+    assert manifest.build is not None
+    env = dict(os.environ)
+    env.update(manifest.build.env)
+    env["SHIPYARD_DESTDIR"] = str(destdir)
+    env["SHIPYARD_SOURCE_DIR"] = str(source.absolute())
+    env["SHIPYARD_PACKAGE"] = str(manifest.coord)
+    tail: collections.deque[str] = collections.deque(maxlen=5)
+    try:
+        proc = subprocess.Popen(
+            ["/bin/sh", "-c", manifest.build.command], cwd=source, env=env,
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        raise ShipyardError(f"build of {manifest.coord}: cannot run /bin/sh: {exc}") from None
+    assert proc.stdout is not None
+    timeout = manifest.build.timeout
+    timer = None
+    if timeout:
+        import threading
+
+        timer = threading.Timer(timeout, _kill_group, args=(proc,))
+        timer.daemon = True
+        timer.start()
+    try:
+        for raw in proc.stdout:
+            line = raw.decode("utf-8", "replace")
+            if line.strip():
+                tail.append(line.strip())
+            if log is not None:
+                log.write(line)
+                log.flush()
+        code = proc.wait()
+    except BaseException:
+        _kill_group(proc)
+        raise
+    finally:
+        if timer is not None:
+            timer.cancel()
+        proc.stdout.close()
+    if code != 0:
+        last = f" (last output: {tail[-1][:200]})" if tail else ""
+        why = f"killed after {timeout} s (build.timeout)" if code < 0 and timeout else (
+            f"exited with code {code}")
+        raise ShipyardError(f"build of {manifest.coord} failed: build command {why}{last}")
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    import signal
+
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _collect(root: Path) -> list[tuple[str, Path, bool]]:
+    """``(archive name, path, is_dir)`` of every entry to pack, manifest first then sorted."""
+    entries: list[tuple[tuple[str, ...], str, Path, bool]] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        here = Path(dirpath)
+        rel_dir = here.relative_to(root)
+        keep = []
+        for name in dirnames:
+            path = here / name
+            if name in SKIP_DIRS:
+                continue
+            if path.is_symlink():
+                raise ShipyardError(f"{path}: symlinks cannot be packed (a package holds "
+                                    "regular files and directories only)")
+            if rel_dir == Path(".") and name == RESERVED_DIR:
+                raise ShipyardError(f"{path}: {RESERVED_DIR}/ is reserved for the installer")
+            keep.append(name)
+            rel = (rel_dir / name).as_posix()
+            entries.append((tuple(rel.split("/")), rel, path, True))
+        dirnames[:] = keep
+        for name in filenames:
+            if name.endswith(SKIP_SUFFIXES):
+                continue
+            path = here / name
+            info = path.lstat()
+            if stat.S_ISLNK(info.st_mode):
+                raise ShipyardError(f"{path}: symlinks cannot be packed (a package holds "
+                                    "regular files and directories only)")
+            if not stat.S_ISREG(info.st_mode):
+                raise ShipyardError(f"{path}: not a regular file (cannot be packed)")
+            rel = (rel_dir / name).as_posix()
+            entries.append((tuple(rel.split("/")), rel, path, False))
+    entries.sort(key=lambda entry: (entry[1] != MANIFEST_NAME, entry[0]))
+    return [(rel, path, is_dir) for _key, rel, path, is_dir in entries]
+
+
+def _mtime() -> int:
+    value = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if not value:
+        return 0
+    try:
+        return max(0, int(value))
+    except ValueError:
+        raise ShipyardError(f"SOURCE_DATE_EPOCH={value!r} is not an integer") from None
+
+
+def _write_archive(root: Path, manifest: Manifest, target: Path, compression: str) -> None:
+    """Write the archive to a temporary file beside ``target`` and rename it over."""
+    entries = _collect(root)
+    if not entries or entries[0][0] != MANIFEST_NAME or entries[0][2]:
+        raise ShipyardError(f"{root}: no {MANIFEST_NAME} to pack")
+    mtime = _mtime()
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as raw:
+            if compression == "zst":
+                import zstandard
+
+                compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_checksum=True,
+                                                      threads=0)
+                with compressor.stream_writer(raw, closefd=False) as stream:
+                    _write_tar(stream, entries, mtime)
+            else:
+                with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0,
+                                   compresslevel=GZIP_LEVEL) as stream:
+                    _write_tar(stream, entries, mtime)
+            raw.flush()
+            os.fsync(raw.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    fsync_dir(target.parent)
+
+
+def _write_tar(stream: IO[bytes], entries: list[tuple[str, Path, bool]], mtime: int) -> None:
+    with tarfile.open(fileobj=stream, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+        for rel, path, is_dir in entries:
+            info = tarfile.TarInfo(rel)
+            info.mtime = mtime
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            if is_dir:
+                info.type = tarfile.DIRTYPE
+                info.mode = 0o755
+                tar.addfile(info)
+                continue
+            with open(path, "rb") as handle:
+                size = os.fstat(handle.fileno()).st_size
+                mode = os.fstat(handle.fileno()).st_mode
+                info.size = size
+                info.mode = 0o755 if mode & stat.S_IXUSR else 0o644
+                tar.addfile(info, _Exact(handle, size, path))
+
+
+class _Exact:
+    """A file that must deliver exactly the size it had when it was opened; a file that
+    grows or shrinks while being packed would otherwise corrupt the archive silently."""
+
+    def __init__(self, handle: IO[bytes], size: int, path: Path) -> None:
+        self._handle = handle
+        self._left = size
+        self._path = path
+
+    def read(self, size: int = -1) -> bytes:
+        want = self._left if size < 0 else min(size, self._left)
+        data = self._handle.read(want)
+        if len(data) != want:
+            raise ShipyardError(f"{self._path}: changed while it was being packed")
+        self._left -= len(data)
+        return data

@@ -1,0 +1,213 @@
+"""``svc init-system``: hand boot and shutdown to systemd or a SysV init.
+
+systemd gets three things:
+
+* ``shipyard.service``: oneshot with ``RemainAfterExit``; start runs ``svc boot``, stop
+  runs ``svc shutdown``: the boot registry at machine start-up and shutdown.
+* ``shipyard@.service``: one instance under systemd's own supervision
+  (``Type=forking``, ``PIDFile=`` the instance's ``run/start.pid``,
+  ``Restart=on-failure``). Use it for instances registered with ``--no-boot``; an
+  instance should be managed by one of the two, not both.
+* ``shipyard-rotate.service`` + ``.timer``: ``svc rotate`` every five minutes, which keeps
+  console and log files bounded (see :mod:`shipyard.svc.logs`).
+
+SysV gets one LSB script with ``start|stop|restart|force-reload|status`` (and ``rotate``
+for cron). Both bake in the roots in effect (``SHIPYARD_HOME``/``SHIPYARD_CONFIG``) and the
+interpreter that runs Shipyard now, so the init system manages the same registry.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from shipyard.config import Settings
+from shipyard.errors import ShipyardError
+from shipyard.fsutil import atomic_write
+from shipyard.svc.runtime import FHS_PLACES, PID_FILE
+
+
+@dataclass(frozen=True)
+class UnitFile:
+    name: str
+    text: str
+    mode: int = 0o644
+
+
+def shipyard_command() -> list[str]:
+    """How the init system should run this Shipyard (absolute paths only)."""
+    script = Path(sys.executable).parent / "shipyard"
+    if script.is_file() and os.access(script, os.X_OK):
+        return [str(script)]
+    return [sys.executable, "-m", "shipyard.cli.main"]
+
+
+def _environment(settings: Settings) -> dict[str, str]:
+    env = {}
+    for name in ("SHIPYARD_HOME", "SHIPYARD_CONFIG"):
+        if os.environ.get(name):
+            env[name] = os.path.abspath(os.environ[name])
+    if settings.home is not None:
+        env["SHIPYARD_HOME"] = str(settings.home)
+    if settings.config_file is not None:
+        env["SHIPYARD_CONFIG"] = str(settings.config_file)
+    return env
+
+
+def _systemd_quote(word: str) -> str:
+    if word and all(c.isalnum() or c in "/._-=:@%+," for c in word):
+        return word
+    return '"' + word.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _exec(command: list[str], *args: str) -> str:
+    return " ".join(_systemd_quote(w) for w in [*command, *args])
+
+
+def _env_lines(env: dict[str, str]) -> str:
+    return "".join(f'Environment="{k}={v}"\n' for k, v in sorted(env.items()))
+
+
+def pid_file_template(settings: Settings) -> str:
+    layout = str(settings.get("svc.layout")).strip().lower()
+    if layout == "fhs":
+        root = Path(os.path.abspath(settings.path("svc.fhs_root")))
+        return str(root / FHS_PLACES["run"] / "%i" / PID_FILE)
+    return str(Path(os.path.abspath(settings.runtime_root)) / "%i" / "run" / PID_FILE)
+
+
+def systemd_units(settings: Settings, command: list[str] | None = None) -> list[UnitFile]:
+    command = command or shipyard_command()
+    env = _env_lines(_environment(settings))
+    start_timeout = float(settings.get("svc.start_timeout"))
+    stop_timeout = float(settings.get("svc.stop_timeout"))
+    instance_start = int(start_timeout + float(settings.get("svc.start_grace")) + 30)
+    instance_stop = int(stop_timeout + 30)
+    boot_unit = f"""\
+# Written by `shipyard svc init-system --systemd`.
+[Unit]
+Description=Shipyard service instances registered to start at boot
+Wants=network-online.target
+After=network-online.target local-fs.target remote-fs.target
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+{env}ExecStart={_exec(command, "svc", "boot")}
+ExecStop={_exec(command, "svc", "shutdown")}
+TimeoutStartSec=15min
+TimeoutStopSec=15min
+
+[Install]
+WantedBy=multi-user.target
+"""
+    instance_unit = f"""\
+# Written by `shipyard svc init-system --systemd`.
+[Unit]
+Description=Shipyard service instance %i
+Wants=network-online.target
+After=network-online.target local-fs.target remote-fs.target
+
+[Service]
+Type=forking
+PIDFile={pid_file_template(settings)}
+{env}ExecStart={_exec(command, "svc", "start", "%i")}
+ExecStop={_exec(command, "svc", "stop", "%i")}
+Restart=on-failure
+RestartSec=2
+TimeoutStartSec={instance_start}
+TimeoutStopSec={instance_stop}
+
+[Install]
+WantedBy=multi-user.target
+"""
+    rotate_service = f"""\
+# Written by `shipyard svc init-system --systemd`.
+[Unit]
+Description=Rotate Shipyard service instance logs
+
+[Service]
+Type=oneshot
+{env}ExecStart={_exec(command, "svc", "rotate")}
+"""
+    rotate_timer = """\
+# Written by `shipyard svc init-system --systemd`.
+[Unit]
+Description=Rotate Shipyard service instance logs every five minutes
+
+[Timer]
+OnBootSec=5min
+OnUnitActiveSec=5min
+
+[Install]
+WantedBy=timers.target
+"""
+    return [UnitFile("shipyard.service", boot_unit),
+            UnitFile("shipyard@.service", instance_unit),
+            UnitFile("shipyard-rotate.service", rotate_service),
+            UnitFile("shipyard-rotate.timer", rotate_timer)]
+
+
+def sysv_script(settings: Settings, command: list[str] | None = None) -> UnitFile:
+    command = command or shipyard_command()
+    exports = "".join(f"{k}={shlex.quote(v)}\nexport {k}\n"
+                      for k, v in sorted(_environment(settings).items()))
+    text = f"""\
+#!/bin/sh
+# Written by `shipyard svc init-system --sysv`.
+### BEGIN INIT INFO
+# Provides:          shipyard
+# Required-Start:    $remote_fs $network $syslog
+# Required-Stop:     $remote_fs $network $syslog
+# Default-Start:     2 3 4 5
+# Default-Stop:      0 1 6
+# Short-Description: Shipyard service instances
+# Description:       Starts the Shipyard service instances registered with boot = yes
+#                    and stops every instance at shutdown.
+### END INIT INFO
+
+{exports}
+shipyard() {{
+    {' '.join(shlex.quote(w) for w in command)} "$@"
+}}
+
+case "$1" in
+    start)
+        shipyard svc boot
+        ;;
+    stop)
+        shipyard svc shutdown
+        ;;
+    restart|force-reload)
+        shipyard svc shutdown
+        shipyard svc boot
+        ;;
+    status)
+        shipyard svc status
+        ;;
+    rotate)
+        shipyard svc rotate
+        ;;
+    *)
+        echo "Usage: $0 {{start|stop|restart|force-reload|status|rotate}}" >&2
+        exit 3
+        ;;
+esac
+"""
+    return UnitFile("shipyard", text, 0o755)
+
+
+def write(files: list[UnitFile], directory: Path) -> list[Path]:
+    directory = Path(directory)
+    written = []
+    for unit in files:
+        path = directory / unit.name
+        try:
+            atomic_write(path, unit.text, mode=unit.mode)
+        except OSError as exc:
+            raise ShipyardError(f"cannot write {path}: {exc.strerror or exc}") from None
+        written.append(path)
+    return written

@@ -1,0 +1,159 @@
+"""Boot order: the ``after`` graph, its cycles, and a loop that runs it in parallel.
+
+``after`` orders like systemd's ``After=``: an instance starts once every instance it
+names has *finished* starting (or failed to), and stops before them at shutdown. It
+orders and does not require: one instance failing never keeps the others down, and the
+summary names every failure. Instances that are not part of the run (not registered, or
+``boot = no`` at boot) impose no order.
+
+:func:`run` drives the steps of :mod:`shipyard.svc.control` for a whole set: launches go
+to a small thread pool (they fork and write files), and the waiting (pid files, grace
+periods, stop timeouts) happens in this one loop, so a boot of hundreds of instances costs
+neither hundreds of threads nor one grace period per instance.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+
+from shipyard.errors import ShipyardError
+from shipyard.svc.control import Outcome, Pending, Step
+
+
+def find_cycle(graph: Mapping[str, Iterable[str]]) -> list[str] | None:
+    """One cycle of ``graph`` (node -> nodes it comes after) as a closed path, or None."""
+    white, grey, black = 0, 1, 2
+    color = dict.fromkeys(graph, white)
+    for root in sorted(graph):
+        if color[root] != white:
+            continue
+        stack: list[tuple[str, list[str]]] = [(root, sorted(graph[root]))]
+        path = [root]
+        color[root] = grey
+        while stack:
+            node, todo = stack[-1]
+            if not todo:
+                color[node] = black
+                stack.pop()
+                path.pop()
+                continue
+            nxt = todo.pop(0)
+            if nxt not in color:
+                continue
+            if color[nxt] == grey:
+                return [*path[path.index(nxt):], nxt]
+            if color[nxt] == white:
+                color[nxt] = grey
+                path.append(nxt)
+                stack.append((nxt, sorted(graph[nxt])))
+    return None
+
+
+def describe_cycle(cycle: list[str]) -> str:
+    return " -> ".join(cycle)
+
+
+def restrict(graph: Mapping[str, Iterable[str]], nodes: Iterable[str]) -> dict[str, set[str]]:
+    """The graph among ``nodes`` only (edges to others are dropped)."""
+    keep = set(nodes)
+    return {node: {dep for dep in graph.get(node, ()) if dep in keep and dep != node}
+            for node in keep}
+
+
+def reverse(graph: Mapping[str, Iterable[str]]) -> dict[str, set[str]]:
+    """Shutdown order: a node stops after every node that started after it."""
+    result: dict[str, set[str]] = {node: set() for node in graph}
+    for node, deps in graph.items():
+        for dep in deps:
+            result.setdefault(dep, set()).add(node)
+    return result
+
+
+@dataclass
+class Result:
+    name: str
+    outcome: Outcome | None
+    error: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def run(graph: Mapping[str, set[str]], begin: Callable[[str], Step], *, workers: int,
+        on_result: Callable[[Result], None] | None = None) -> dict[str, Result]:
+    """Run ``begin`` for every node once its predecessors are done; drive the steps.
+
+    ``workers`` threads run the ``begin`` calls (they fork); 0 runs them in this loop.
+    """
+    waiting = {node: set(deps) for node, deps in graph.items()}
+    followers = reverse(graph)
+    ready = sorted(node for node, deps in waiting.items() if not deps)
+    results: dict[str, Result] = {}
+    launching: dict[Future[Step], str] = {}
+    pending: dict[str, Pending] = {}
+
+    def finish(name: str, outcome: Outcome | None, error: str | None) -> None:
+        result = Result(name, outcome, error)
+        results[name] = result
+        if on_result is not None:
+            on_result(result)
+        for follower in sorted(followers.get(name, ())):
+            waiting[follower].discard(name)
+            if not waiting[follower]:
+                ready.append(follower)
+
+    def settle(name: str, step_fn: Callable[[], Step]) -> None:
+        try:
+            step = step_fn()
+        except ShipyardError as exc:
+            pending.pop(name, None)
+            finish(name, None, exc.message)
+            return
+        except Exception as exc:  # a bug in one instance must not stop the others
+            pending.pop(name, None)
+            finish(name, None, f"internal error: {type(exc).__name__}: {exc}")
+            return
+        if isinstance(step, Pending):
+            pending[name] = step
+        else:
+            pending.pop(name, None)
+            finish(name, step, None)
+
+    with ThreadPoolExecutor(max_workers=max(1, workers),
+                            thread_name_prefix="shipyard-svc") as pool:
+        try:
+            while len(results) < len(graph):
+                while ready:
+                    name = ready.pop(0)
+                    if workers <= 0:  # cheap steps: the pool would only cost GIL switches
+                        settle(name, functools.partial(begin, name))
+                        continue
+                    launching[pool.submit(begin, name)] = name
+                now = time.monotonic()
+                due = [name for name, step in pending.items() if step.ready_at <= now]
+                for name in due:
+                    settle(name, pending[name].poll)
+                if ready or due:
+                    continue
+                timeout = None
+                if pending:
+                    timeout = max(0.0, min(s.ready_at for s in pending.values()) - now)
+                if launching:
+                    done, _ = wait(list(launching), timeout=timeout,
+                                   return_when=FIRST_COMPLETED)
+                    for future in done:
+                        name = launching.pop(future)
+                        settle(name, future.result)
+                elif pending:
+                    time.sleep(timeout or 0.0)
+                elif len(results) < len(graph):  # pragma: no cover - guarded by find_cycle
+                    raise ShipyardError("boot order is stuck: a cycle in 'after'")
+        finally:
+            for step in pending.values():
+                step.abandon()
+    return results

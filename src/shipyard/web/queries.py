@@ -1,0 +1,34 @@
+"""Farm reads the pages need that the API has no route for (counts, the publish backlog).
+Read-only, one short transaction each; everything else comes from
+:mod:`shipyard.farm.service`, the same functions the JSON API uses."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+
+from shipyard.db.farm_models import FAILED, FarmBuild
+from shipyard.farm.db import FarmDB, utcnow
+from shipyard.farm.service import FarmConfig, build_view
+
+
+def failures_since(db: FarmDB, hours: float) -> int:
+    since = utcnow() - timedelta(hours=hours)
+    with db.read() as session:
+        return session.scalar(select(func.count()).select_from(FarmBuild).where(
+            FarmBuild.state == FAILED, FarmBuild.finished_at >= since)) or 0
+
+
+def publish_backlog(db: FarmDB, cfg: FarmConfig, limit: int = 50) -> dict[str, Any]:
+    """Successful builds not yet in the repository, and those that could not get there."""
+    with db.read() as session:
+        waiting = session.scalar(select(func.count()).select_from(FarmBuild).where(
+            FarmBuild.publish_state.in_(("pending", "uploaded")))) or 0
+        errors = [build_view(b, cfg) for b in session.scalars(
+            select(FarmBuild).where(FarmBuild.publish_state == "error")
+            .order_by(FarmBuild.id.desc()).limit(limit))]
+        published = session.scalar(select(func.count()).select_from(FarmBuild).where(
+            FarmBuild.publish_state == "published")) or 0
+    return {"waiting": waiting, "errors": errors, "published": published}

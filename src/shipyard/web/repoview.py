@@ -1,0 +1,152 @@
+"""What the pages show of the repository the coordinator publishes to (``serve --repo``):
+channels, publications, published versions and the publisher's script activity.
+
+Read-only, through the repository's own modules; published versions come from the signed
+indexes ``current`` points at (checked against ``release.json``), the very files nodes
+read, so the page never claims a version nodes cannot see. They are cached per serial.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import and_, case, func, select
+
+from shipyard.coords import version_key
+from shipyard.db.models import ScriptActivity
+from shipyard.errors import ShipyardError
+from shipyard.repo.index import ChannelIndex, Release
+from shipyard.repo.store import aware, engine_for
+
+TABLE = ScriptActivity.__table__
+_cache: dict[Path, tuple[int, Release | None, dict[str, ChannelIndex]]] = {}
+_lock = threading.Lock()
+
+
+def _published(root: Path) -> tuple[int | None, Release | None, dict[str, ChannelIndex]]:
+    from shipyard.repo.layout import open_repository
+    from shipyard.repo.publish import read_published
+
+    repo = open_repository(root, migrate=False)
+    serial = repo.current_serial()
+    if serial is None:
+        return None, None, {}
+    with _lock:
+        cached = _cache.get(root)
+        if cached is not None and cached[0] == serial:
+            return serial, cached[1], cached[2]
+    release, indexes = read_published(repo)
+    with _lock:
+        _cache[root] = (serial, release, indexes)
+    return serial, release, indexes
+
+
+def published_versions(root: Path | None, package: str) -> dict[str, list[str]] | None:
+    """``{channel: [versions, newest first]}`` of ``group:id``; None without a repository."""
+    if root is None:
+        return None
+    group, _, ident = package.partition(":")
+    try:
+        _serial, _release, indexes = _published(root)
+    except (ShipyardError, OSError):
+        return {}
+    return {channel: sorted(index.versions_of(group, ident), key=version_key, reverse=True)
+            for channel, index in sorted(indexes.items())}
+
+
+@dataclass
+class ScriptSummary:
+    name: str
+    last_run: dict[str, Any] | None
+    last_success: datetime | None
+    last_failure: dict[str, Any] | None
+    runs: int
+    failures: int
+
+
+@dataclass
+class Overview:
+    root: Path
+    channels: list[dict[str, Any]] = field(default_factory=list)
+    serial: int | None = None
+    release: Release | None = None
+    publications: list[dict[str, Any]] = field(default_factory=list)
+    scripts: list[ScriptSummary] = field(default_factory=list)
+    activity: list[dict[str, Any]] = field(default_factory=list)
+    queued_uploads: int = 0
+    error: str = ""
+
+
+def overview(root: Path, *, publications: int = 15, activity: int = 25) -> Overview:
+    from shipyard.repo import activity as activity_mod
+    from shipyard.repo.layout import open_repository
+    from shipyard.repo.store import RepoStore
+
+    view = Overview(root)
+    try:
+        repo = open_repository(root, migrate=False)
+        store = RepoStore(repo.db_url)
+        states = store.channel_states()
+        try:
+            view.serial, view.release, _indexes = _published(root)
+        except (ShipyardError, OSError) as exc:
+            view.error = f"the published tree does not verify: {exc}"
+        refs = view.release.channels if view.release else {}
+        for name, priority in sorted(repo.config.channels.items(), key=lambda kv: (kv[1], kv[0])):
+            state = states.get(name)
+            ref = refs.get(name)
+            view.channels.append({
+                "name": name, "priority": priority,
+                "default": name == repo.config.default_channel,
+                "dirty": bool(state and state.dirty), "packages": ref.count if ref else None,
+            })
+        view.publications = [
+            {"serial": p.serial, "priority": p.priority, "status": p.status,
+             "channels": sorted(p.channels), "started": p.started, "finished": p.finished,
+             "message": p.message}
+            for p in store.publications(limit=publications)]
+        view.activity = [row.to_dict() | {"started_at": row.started,
+                                          "completed_at": row.completed}
+                         for row in activity_mod.recent(repo.db_url, limit=activity)]
+        view.scripts = _scripts(repo.db_url)
+        from shipyard.repo.upload import queued
+
+        view.queued_uploads = len(queued(repo))
+    except (ShipyardError, OSError) as exc:
+        view.error = getattr(exc, "message", None) or str(exc)
+    return view
+
+
+def _scripts(db_url: str) -> list[ScriptSummary]:
+    engine = engine_for(db_url)
+    result = []
+    with engine.connect() as conn:
+        names = sorted(conn.execute(select(TABLE.c.name).distinct()).scalars())
+        for name in names:
+            runs, failures = conn.execute(
+                select(func.count(), func.sum(case((TABLE.c.status == "failure", 1), else_=0)))
+                .where(TABLE.c.name == name)).one()
+            last = conn.execute(select(TABLE).where(TABLE.c.name == name)
+                                .order_by(TABLE.c.started.desc(), TABLE.c.id.desc())
+                                .limit(1)).first()
+            success = conn.execute(
+                select(func.max(TABLE.c.completed))
+                .where(and_(TABLE.c.name == name, TABLE.c.status == "success"))).scalar()
+            failure = conn.execute(select(TABLE).where(
+                and_(TABLE.c.name == name, TABLE.c.status == "failure"))
+                .order_by(TABLE.c.started.desc(), TABLE.c.id.desc()).limit(1)).first()
+            result.append(ScriptSummary(
+                name, _activity_row(last), aware(success), _activity_row(failure),
+                int(runs or 0), int(failures or 0)))
+    return result
+
+
+def _activity_row(row: Any) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    return {"status": row.status, "hostname": row.hostname, "started": aware(row.started),
+            "completed": aware(row.completed), "message": row.message}

@@ -1,0 +1,62 @@
+// Shipyard farm pages: the live build log (Server-Sent Events) and auto-refresh.
+// Everything here is optional: without JavaScript the pages are complete, only static.
+(function () {
+  "use strict";
+
+  // Replace every [data-live] region with its fresh copy from the server.
+  function refreshLive() {
+    return fetch(window.location.href, { credentials: "same-origin", headers: { "Accept": "text/html" } })
+      .then(function (response) { return response.ok ? response.text() : null; })
+      .then(function (html) {
+        if (html === null) { return; }
+        var fresh = new DOMParser().parseFromString(html, "text/html");
+        document.querySelectorAll("[data-live]").forEach(function (region) {
+          var next = fresh.getElementById(region.id);
+          if (next && !region.contains(document.activeElement)) {
+            region.innerHTML = next.innerHTML;
+          }
+        });
+      })
+      .catch(function () { /* the coordinator is restarting: try again next round */ });
+  }
+
+  // Auto-refresh: only while the page is visible and the box is ticked.
+  var period = parseInt(document.body.getAttribute("data-refresh") || "0", 10);
+  var control = document.getElementById("refresh-control");
+  var box = document.getElementById("autorefresh");
+  if (period > 0 && control && box) {
+    control.hidden = false;
+    window.setInterval(function () {
+      if (box.checked && document.visibilityState === "visible") { refreshLive(); }
+    }, period * 1000);
+  }
+
+  // The live log of a queued or running build.
+  var log = document.getElementById("log");
+  if (log && log.dataset.stream && window.EventSource) {
+    var status = document.getElementById("log-status");
+    var url = log.dataset.stream + "?offset=" + encodeURIComponent(log.dataset.offset || "0");
+    var source = new EventSource(url);
+    if (status) { status.hidden = false; }
+    var following = function () {
+      return log.scrollHeight - log.scrollTop - log.clientHeight < 40;
+    };
+    source.addEventListener("log", function (event) {
+      var data = JSON.parse(event.data);
+      var stick = following();
+      log.appendChild(document.createTextNode(data.text));
+      log.dataset.offset = String(data.next);
+      if (stick) { log.scrollTop = log.scrollHeight; }
+    });
+    source.addEventListener("state", function (event) {
+      var data = JSON.parse(event.data);
+      var badge = document.getElementById("build-state");
+      if (badge && badge.textContent !== data.state) { refreshLive(); }
+    });
+    source.addEventListener("end", function () {
+      source.close();
+      if (status) { status.textContent = "The build has ended."; }
+      refreshLive();
+    });
+  }
+})();

@@ -1,0 +1,106 @@
+"""Every route that changes state refuses a request without a valid token of the right role:
+the test walks the application's route table, so a route added later is covered too."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import uvicorn
+from farmkit import wait_until
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+
+from shipyard.config import load_settings
+from shipyard.db.farm_models import ROLES
+from shipyard.farm.app import ROUTE_ROLES, create_app
+from shipyard.farm.db import FarmDB
+from shipyard.farm.tokens import create_token, revoke_token
+
+READ_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+
+def _api_routes(routes: list) -> list[APIRoute]:
+    """Every API route of the table, also inside included routers (FastAPI keeps those as
+    nested entries)."""
+    found: list[APIRoute] = []
+    for route in routes:
+        if isinstance(route, APIRoute):
+            found.append(route)
+        inner = getattr(route, "original_router", None)
+        found += _api_routes(inner.routes if inner is not None else getattr(route, "routes", []))
+    return found
+
+
+@contextlib.contextmanager
+def _serve(app: FastAPI) -> Iterator[httpx.Client]:
+    """The app under a real Uvicorn on a free loopback port, in a thread."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    wait_until(lambda: server.started, 30, what="uvicorn to start")
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{sock.getsockname()[1]}",
+                          timeout=30) as client:
+            yield client
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        sock.close()
+
+
+def _fill(path: str) -> str:
+    """A concrete URL for a route path: every parameter gets a harmless value."""
+    return re.sub(r"\{[^}]+\}", lambda m: "1" if "id" in m.group(0) else "x", path)
+
+
+def test_every_state_changing_route_needs_a_token_of_its_role(tmp_path: Path) -> None:
+    settings = load_settings(home=tmp_path / "home", env={})
+    url = f"sqlite:///{tmp_path / 'farm.sqlite'}"
+    db = FarmDB(url)
+    tokens = {role: create_token(db, role, f"t-{role}")[0] for role in ROLES}
+    revoked = create_token(db, "admin", "gone")[0]
+    revoke_token(db, "gone")
+    db.dispose()
+    app = create_app(settings, url)
+
+    # The JSON API (/api/...) takes bearer tokens; the web pages (shipyard.web) sign people
+    # in with sessions and have tests of their own.
+    changing = [(method, route) for route in _api_routes(app.routes)
+                if route.path.startswith("/api/")
+                for method in sorted(route.methods - READ_METHODS)]
+    assert len(changing) >= 10  # the walk sees the real table, not an empty one
+    with _serve(app) as client:
+        for method, route in changing:
+            declared = ROUTE_ROLES.get((method, route.path.removeprefix("/api")))
+            assert declared, f"{method} {route.path} declares no roles"
+            target = _fill(route.path)
+            for headers in ({}, {"Authorization": "Bearer shy_forged"},
+                            {"Authorization": f"Bearer {revoked}"},
+                            {"Authorization": f"Token {tokens['admin']}"}):
+                answer = client.request(method, target, headers=headers, json={})
+                assert answer.status_code == 401, (method, target, headers, answer.text)
+                assert answer.headers["www-authenticate"] == "Bearer"
+            for role in ROLES:
+                answer = client.request(method, target, json={},
+                                        headers={"Authorization": f"Bearer {tokens[role]}"})
+                if role in declared:
+                    assert answer.status_code not in (401, 403), (method, target, role)
+                else:
+                    assert answer.status_code == 403, (method, target, role, answer.text)
+
+        # Reads stay anonymous.
+        for path in ("/api/health", "/api/builds", "/api/workers", "/api/packages",
+                     "/api/stats", "/api/stale", "/openapi.json", "/docs"):
+            assert client.get(path).status_code == 200, path
+        assert client.get("/api/whoami").status_code == 401
+        me = client.get("/api/whoami", headers={"Authorization": f"Bearer {tokens['hook']}"})
+        assert me.json() == {"name": "t-hook", "role": "hook"}

@@ -1,0 +1,83 @@
+"""Property tests of ``parse_manifest``: whatever the input, the only failure is a one-line
+ManifestError naming the file; valid manifests parse to what they say."""
+
+from __future__ import annotations
+
+import tomli_w
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from shipyard.coords import PackageCoord, Requirement
+from shipyard.errors import ManifestError
+from shipyard.manifest import parse_manifest
+
+PROPS = settings(max_examples=200, deadline=None,
+                 suppress_health_check=[HealthCheck.too_slow])
+SOURCE = "pkgs/x/shipyard.toml"
+
+KEYS = ["package", "build", "service", "link", "group", "id", "version", "summary",
+        "requires", "command", "env", "timeout", "start", "stop", "exec", "user", "announce",
+        "accept", "interface", "adapter", "generate", "port", "hostname_prefix", "password",
+        "maintainer", "colour"]
+scalars = st.one_of(
+    st.text(max_size=12), st.integers(min_value=-(2**63), max_value=2**63 - 1), st.booleans(),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.sampled_from(["org.example", "x", "1.0", "random", "../etc", "/abs", "a:b:>=1",
+                     "bin/start", "", "~", "org.example:lib:>=1,<2"]),
+)
+values = st.recursive(
+    scalars,
+    lambda children: st.one_of(st.lists(children, max_size=3),
+                               st.dictionaries(st.sampled_from(KEYS), children, max_size=4)),
+    max_leaves=12,
+)
+documents = st.dictionaries(st.sampled_from(KEYS), values, max_size=5)
+
+
+def _valid_package() -> st.SearchStrategy[dict]:
+    return st.fixed_dictionaries({
+        "group": st.sampled_from(["org.example", "com.comoyo", "a.b.c"]),
+        "id": st.sampled_from(["hello", "id-cassandra", "x.y_z"]),
+        "version": st.sampled_from(["1.0", "2.1.1", "1.0~rc1", "3+build.4"]),
+    }, optional={
+        "summary": st.text(max_size=20),
+        "requires": st.lists(st.sampled_from(["org.example:lib", "org.example:lib:>=1.0,<2",
+                                              "a.b:c:==1"]), max_size=2),
+    })
+
+
+def _check(text: str) -> None:
+    try:
+        parse_manifest(text, SOURCE)
+    except ManifestError as exc:
+        assert exc.message.startswith(SOURCE + ": "), exc.message
+        assert "\n" not in exc.message
+
+
+@PROPS
+@given(st.text(max_size=200))
+def test_arbitrary_text_only_raises_manifest_error(text: str) -> None:
+    _check(text)
+
+
+@PROPS
+@given(documents)
+def test_toml_documents_only_raise_manifest_error(document: dict) -> None:
+    _check(tomli_w.dumps(document))
+
+
+@PROPS
+@given(documents, _valid_package())
+def test_valid_package_with_random_extras(document: dict, package: dict) -> None:
+    document = {**document, "package": {**package, **(document.get("package") or {})}
+                if isinstance(document.get("package"), dict) else package}
+    _check(tomli_w.dumps(document))
+
+
+@PROPS
+@given(_valid_package())
+def test_valid_manifests_parse_to_their_coordinate(package: dict) -> None:
+    manifest = parse_manifest(tomli_w.dumps({"package": package}), SOURCE)
+    assert manifest.coord == PackageCoord(package["group"], package["id"], package["version"])
+    assert [str(r) for r in manifest.requires] == [
+        str(Requirement.parse(r)) for r in package.get("requires", [])]
