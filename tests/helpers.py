@@ -10,8 +10,8 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def wait_until(predicate: Callable[[], T], timeout: float = 30.0, interval: float = 0.01,
-               what: str = "condition", message: str | None = None) -> T:
+def wait_until(predicate: Callable[[], T], timeout: float = 30.0, what: str = "condition",
+               *, interval: float = 0.01, message: str | None = None) -> T:
     """Poll ``predicate`` until it returns a truthy value or ``timeout`` runs out.
 
     The poll interval starts at ``interval`` and backs off to 0.2 s, so a quick condition is

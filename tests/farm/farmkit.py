@@ -28,7 +28,7 @@ GIT_ID = ["-c", "user.name=Dev Eloper", "-c", "user.email=dev@example.org",
 def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05,
                what: str = "condition") -> Any:
     """:func:`helpers.wait_until` with the farm's longer default deadline."""
-    return helpers.wait_until(predicate, timeout, interval, what)
+    return helpers.wait_until(predicate, timeout, what, interval=interval)
 
 
 def git(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,

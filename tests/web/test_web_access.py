@@ -99,7 +99,7 @@ def test_failed_sign_ins_are_rate_limited_per_address(any_coordinator: WebFarm) 
         def signed_in() -> bool:
             return sign_in(client).status_code == 303
 
-        wait_until(signed_in, 15, 0.5, "the block to expire")
+        wait_until(signed_in, 15, "the block to expire", interval=0.5)
         assert "Signed in as <strong>alice" in client.get("/").text
 
 
