@@ -238,7 +238,8 @@ class WebFarm:
             build = self.build(build_id)
             return build if build["state"] in states else None
 
-        return wait_until(done, timeout, 0.1, f"build {build_id} to be {' or '.join(states)}")
+        return wait_until(done, timeout, f"build {build_id} to be {' or '.join(states)}",
+                          interval=0.1)
 
     def worker(self, name: str = "w1") -> dict[str, Any]:
         return self.api_get(f"/api/workers/{name}")
