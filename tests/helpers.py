@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import TypeVar
+
+import psutil
 
 T = TypeVar("T")
 
@@ -33,3 +37,31 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def processes_under(root: Path) -> list[psutil.Process]:
+    """Live (not zombie) processes started for instances below ``root``, found by the
+    ``SHIPYARD_RUNTIME_DIR`` in their environment, so a test can prove nothing leaked."""
+    needle = f"SHIPYARD_RUNTIME_DIR={root}".encode()
+    found = []
+    for pid in psutil.pids():
+        if pid == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as handle:
+                environ = handle.read()
+            proc = psutil.Process(pid)
+            if needle in environ and proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(proc)
+        except (OSError, psutil.Error):
+            continue
+    return found
+
+
+def kill_all(procs: Iterable[psutil.Process]) -> None:
+    """SIGKILL every process that is still there."""
+    for proc in procs:
+        try:
+            proc.kill()
+        except psutil.Error:
+            continue

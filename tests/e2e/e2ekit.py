@@ -11,11 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
 
 from conftest import Shipyard, make_env
-from helpers import wait_until  # noqa: F401  (re-exported to the tests)
+from helpers import kill_all, processes_under, wait_until  # noqa: F401  (re-exported)
 
 
 @pytest.fixture(name="public_dir")
@@ -80,32 +79,6 @@ def node(base: Path, repository: Repository, **extra: str) -> Shipyard:
     env.update(repository.node_env())
     env.update(extra)
     return Shipyard(home, env)
-
-
-def processes_under(root: Path) -> list[psutil.Process]:
-    """Live processes started for instances below ``root`` (by their environment)."""
-    needle = f"SHIPYARD_RUNTIME_DIR={root}".encode()
-    found = []
-    for pid in psutil.pids():
-        if pid == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{pid}/environ", "rb") as handle:
-                environ = handle.read()
-            proc = psutil.Process(pid)
-            if proc.status() != psutil.STATUS_ZOMBIE and needle in environ:
-                found.append(proc)
-        except (OSError, psutil.Error):
-            continue
-    return found
-
-
-def kill_all(procs: list[psutil.Process]) -> None:
-    for proc in procs:
-        try:
-            proc.kill()
-        except psutil.Error:
-            continue
 
 
 def one_line_error(result: Any, code: int = 1) -> str:

@@ -17,7 +17,7 @@ import signal
 import subprocess
 import tempfile
 import textwrap
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ import psutil
 import pytest
 
 from conftest import EXAMPLES, Shipyard, make_env
-from helpers import wait_until  # noqa: F401  (re-exported to the tests)
+from helpers import kill_all, processes_under, wait_until  # noqa: F401  (re-exported)
 
 GROUP = "org.test.svc"
 
@@ -154,38 +154,11 @@ def processes_with(marker: str) -> list[int]:
     return found
 
 
-def processes_under(root: Path) -> list[psutil.Process]:
-    """Live processes started for instances below ``root`` (by their environment)."""
-    needle = f"SHIPYARD_RUNTIME_DIR={root}".encode()
-    found = []
-    for pid in psutil.pids():
-        if pid == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{pid}/environ", "rb") as handle:
-                environ = handle.read()
-        except OSError:
-            continue
-        if needle in environ:
-            proc = psutil.Process(pid)
-            if _alive(proc):
-                found.append(proc)
-    return found
-
-
 def pid_alive(pid: int) -> bool:
     try:
         return _alive(psutil.Process(pid))
     except psutil.Error:
         return False
-
-
-def kill_all(procs: Iterable[psutil.Process]) -> None:
-    for proc in procs:
-        try:
-            proc.send_signal(signal.SIGKILL)
-        except psutil.Error:
-            continue
 
 
 def kill_at_random(shipyard: Shipyard, args: list[str], rng: random.Random, low: float,
