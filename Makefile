@@ -24,7 +24,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests bench scripts
 
 bench: $(STAMP)
-	for b in install publish boot links farm; do $(BIN)/python bench/$$b.py || exit 1; done
+	$(BIN)/python bench/report.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .demo build src/*.egg-info

@@ -184,6 +184,7 @@ def _summary(values: list[float]) -> dict[str, float]:
 
 
 def main() -> int:
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)  # an installed tool has its .pyc files
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--instances", type=int, default=200)
     parser.add_argument("--runs", type=int, default=5)

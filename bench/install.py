@@ -129,6 +129,9 @@ def summary(values: list[float]) -> dict[str, float]:
 
 
 def main() -> None:
+    # An installed tool has its .pyc files; a shell that forbids writing them would
+    # charge every run for compiling Shipyard from source.
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--files", type=int, default=5000)
@@ -194,8 +197,10 @@ def main() -> None:
             figures["tar_sync"].append(tar_once(sync=True))
         vs_tar = [s / t for s, t in zip(figures["shipyard"], figures["tar"], strict=True)]
         vs_pip = [s / p for s, p in zip(figures["shipyard"], figures["pip"], strict=True)]
-        ratio_tar = statistics.median(figures["shipyard"]) / statistics.median(figures["tar"])
-        ratio_pip = statistics.median(figures["shipyard"]) / statistics.median(figures["pip"])
+        # The aims are judged on the ratios taken run by run (each run's tools ran
+        # back to back), not on the ratio of the medians.
+        ratio_tar = statistics.median(vs_tar)
+        ratio_pip = statistics.median(vs_pip)
         result = {
             "bench": "install",
             "files": args.files,
@@ -205,12 +210,8 @@ def main() -> None:
             "repeats": args.repeats,
             "load_average": round(os.getloadavg()[0], 2),
             "seconds": {name: summary(values) for name, values in figures.items()},
-            "shipyard_vs_tar": {"median_ratio": round(ratio_tar, 2),
-                                **{k: round(v, 2) for k, v in summary(vs_tar).items()
-                                   if k != "median"}},
-            "shipyard_vs_pip": {"median_ratio": round(ratio_pip, 2),
-                                **{k: round(v, 2) for k, v in summary(vs_pip).items()
-                                   if k != "median"}},
+            "shipyard_vs_tar": {k: round(v, 2) for k, v in summary(vs_tar).items()},
+            "shipyard_vs_pip": {k: round(v, 2) for k, v in summary(vs_pip).items()},
             "aim": {"at_most_1.5x_tar": ratio_tar <= 1.5, "faster_than_pip": ratio_pip < 1},
         }
         sys.stdout.write(json.dumps(result, sort_keys=True) + "\n")

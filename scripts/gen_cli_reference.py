@@ -78,10 +78,21 @@ def _is_option(param: Param) -> bool:
     return param.param_type_name == "option"
 
 
+# Click's type names, as the reference spells them.
+_TYPE_NAMES = {"text": "str", "integer": "int", "boolean": "bool", "float": "float",
+               "path": "path", "directory": "path", "file": "path"}
+
+
 def _type(param: Param, ctx: Context) -> str:
     if _is_option(param) and getattr(param, "is_flag", False):
         return "flag"
-    label = str(param.display_type(ctx)).strip("<>")
+    display = getattr(param, "display_type", None)  # Typer 0.29+
+    if display is not None:
+        label = str(display(ctx)).strip("<>")
+    elif getattr(param.type, "choices", None):
+        label = "|".join(map(str, param.type.choices))
+    else:
+        label = _TYPE_NAMES.get(param.type.name, param.type.name)
     return label.replace("|", "\\|").replace("float range", "float").replace(
         "int range", "int")
 
@@ -121,9 +132,9 @@ def _usage(command: Command, ctx: Context) -> str:
 
 
 def render_cli() -> str:
-    from shipyard.cli.main import app
+    from shipyard.cli.main import build_app
 
-    root = typer.main.get_command(app)
+    root = typer.main.get_command(build_app())
     root_ctx = _context(root, "shipyard", None)
     out = [
         "# Command reference",
@@ -173,9 +184,9 @@ def render_cli() -> str:
 
 def command_paths() -> list[str]:
     """Every command path (``shipyard svc upgrade``), groups included; for the tests."""
-    from shipyard.cli.main import app
+    from shipyard.cli.main import build_app
 
-    root = typer.main.get_command(app)
+    root = typer.main.get_command(build_app())
     return [ctx.command_path for _cmd, ctx in _walk(root, _context(root, "shipyard", None))]
 
 

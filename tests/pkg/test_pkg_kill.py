@@ -88,7 +88,15 @@ def test_kill_during_install_and_uninstall(shipyard: Shipyard, archive: Path) ->
         target = "org.test:kill:1.0" if verb == "uninstall" else str(archive)
         proc = shipyard.popen("pkg", verb, target, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
-        _kill_at(proc, rng.uniform(0.3 * full, 1.1 * full))
+        if verb == "install" and iteration % 4 == 0:
+            # Anchor every other install's kill to its staging dir appearing, so kills land
+            # mid-extraction however fast this machine is compared to the first install.
+            wait_until(lambda p=proc: p.poll() is not None or any(
+                ".staging-" in n for n in _transients(shipyard)), timeout=60, interval=0.001,
+                what="the install to start staging")
+            _kill_at(proc, rng.uniform(0.0, 0.3 * full))
+        else:
+            _kill_at(proc, rng.uniform(0.3 * full, 1.1 * full))
         seen[verb] += 1
         seen["transient"] += bool(_transients(shipyard))
         _assert_consistent(shipyard)

@@ -6,18 +6,32 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable, Sequence
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from shipyard.config import Settings, load_settings
 
-# Piped output (scripts, logs, tests) must not be cut at 80 columns: tables there use a
-# wide fixed width, and a terminal keeps its own width.
-console = Console() if sys.stdout.isatty() else Console(width=200)
-err_console = Console(stderr=True)
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+# Rich costs ~50 ms to import: commands that print a line or JSON never load it.
+@cache
+def console() -> Console:
+    """Standard output. Piped output (scripts, logs, tests) must not be cut at 80 columns:
+    tables there use a wide fixed width, and a terminal keeps its own width."""
+    from rich.console import Console
+
+    return Console() if sys.stdout.isatty() else Console(width=200)
+
+
+@cache
+def err_console() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True)
 
 
 class State:
@@ -53,14 +67,16 @@ def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequen
                 empty: str = "nothing to show") -> None:
     rows = list(rows)
     if not rows:
-        console.print(empty)
+        sys.stdout.write(empty + "\n")
         return
+    from rich.table import Table
+
     table = Table(title=title, show_header=True, header_style="bold")
     for column in columns:
         table.add_column(column)
     for row in rows:
         table.add_row(*("" if cell is None else str(cell) for cell in row))
-    console.print(table)
+    console().print(table)
 
 
 def show_progress() -> bool:

@@ -32,7 +32,7 @@ _SHOWN = ("applied", "removed", "failed", "dropped", "pending")
 @contextlib.contextmanager
 def _spinner(text: str) -> Iterator[None]:
     if show_progress():
-        with console.status(text):
+        with console().status(text):
             yield
     else:
         yield
@@ -49,17 +49,17 @@ def _print_report(report: Report, as_json: bool,
         if rows:
             print_table(None, ["interface", "announcer", "acceptor", "action", "error"], rows)
         for problem in report.problems:
-            console.print(f"problem: {problem}", markup=False, highlight=False)
+            console().print(f"problem: {problem}", markup=False, highlight=False)
         counts = report.counts()
         summary = ", ".join(f"{n} {action}" for action, n in sorted(counts.items())) or "no links"
-        console.print(
+        console().print(
             f"{summary} ({report.announce_runs} announce and {report.accept_runs} accept "
             f"adapter runs, {report.seconds:.2f}s)", markup=False, highlight=False)
     if concern is not None:
         mine = [o for o in report.failed if concern(o)]
         others = len(report.failed) - len(mine) + len(report.problems)
         if others:
-            err_console.print(f"shipyard: warning: {others} other link problem(s); see "
+            err_console().print(f"shipyard: warning: {others} other link problem(s); see "
                               "'shipyard link list'", markup=False, highlight=False)
         if mine:
             raise ShipyardError(f"{mine[0].interface} {mine[0].announcer} -> "
@@ -126,7 +126,7 @@ def disable_cmd(
     with _spinner("disabling"):
         report = admin.disable(cfg, announcer, acceptor, reason, run=not no_reconcile)
     if report is None:
-        console.print(f"disabled {announcer} -> {acceptor}", markup=False, highlight=False)
+        console().print(f"disabled {announcer} -> {acceptor}", markup=False, highlight=False)
         return
     _print_report(report, as_json, _pair(announcer, acceptor))
 
@@ -147,7 +147,7 @@ def enable_cmd(
     with _spinner("enabling"):
         report = admin.enable(cfg, announcer, acceptor, run=not no_reconcile)
     if report is None:
-        console.print(f"enabled {announcer} -> {acceptor}", markup=False, highlight=False)
+        console().print(f"enabled {announcer} -> {acceptor}", markup=False, highlight=False)
         return
     _print_report(report, as_json, _pair(announcer, acceptor))
 
@@ -171,6 +171,6 @@ def hostname_cmd(
     cfg = settings(ctx)
     new_host, report = admin.set_hostname(cfg, instance, None if reset else host, interface)
     if not as_json:
-        console.print(f"{instance} announces {new_host}", markup=False, highlight=False)
+        console().print(f"{instance} announces {new_host}", markup=False, highlight=False)
     if report is not None:
         _print_report(report, as_json, lambda o: o.announcer == instance)

@@ -3,34 +3,37 @@
 Errors never end in a traceback: a :class:`ShipyardError` becomes ``shipyard: error: ...``
 on stderr with its exit code (1 failure, 2 usage), a usage mistake caught by Click exits 2,
 and anything unexpected is reported in one line as an internal error unless ``--debug``.
+
+Start-up is part of every command's cost (``svc shutdown`` of 200 instances spends more
+time importing than stopping), so only the group named on the command line is imported
+and attached; ``shipyard --help``, an unknown group and the reference generator get them
+all (:func:`build_app`).
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import typer
 from typer.exceptions import TyperException
 
 from shipyard import __version__
-from shipyard.cli import config as config_cmd
-from shipyard.cli import demo as demo_cmd
-from shipyard.cli import farm as farm_cmd
-from shipyard.cli import link as link_cmd
-from shipyard.cli import pkg as pkg_cmd
-from shipyard.cli import repo as repo_cmd
-from shipyard.cli import svc as svc_cmd
 from shipyard.cli.common import State
 from shipyard.errors import ShipyardError
 
-app = typer.Typer(
-    name="shipyard",
-    help="From a git push to running, wired service instances.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+# Group name -> module holding its ``app``, in the order ``--help`` lists them.
+GROUPS = {
+    "pkg": "shipyard.cli.pkg",
+    "repo": "shipyard.cli.repo",
+    "svc": "shipyard.cli.svc",
+    "link": "shipyard.cli.link",
+    "farm": "shipyard.cli.farm",
+    "config": "shipyard.cli.config",
+}
+DEMO_HELP = "Run the whole pipeline on this machine, end to end."
+# Root options that take a value: the group is the first word that is not one of them.
+_VALUE_OPTIONS = ("--home", "--config")
 
 
 def _version(value: bool) -> None:
@@ -39,8 +42,7 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
-def root(
+def _root(
     ctx: typer.Context,
     home: str = typer.Option(None, "--home", envvar="SHIPYARD_HOME",
                              help="Put every root under this directory."),
@@ -53,13 +55,46 @@ def root(
     ctx.obj = State(home, config, debug)
 
 
-app.add_typer(pkg_cmd.app, name="pkg")
-app.add_typer(repo_cmd.app, name="repo")
-app.add_typer(svc_cmd.app, name="svc")
-app.add_typer(link_cmd.app, name="link")
-app.add_typer(farm_cmd.app, name="farm")
-app.add_typer(config_cmd.app, name="config")
-app.command("demo", help="Run the whole pipeline on this machine, end to end.")(demo_cmd.demo)
+def requested_group(args: list[str]) -> str | None:
+    """The first word after the root options (``None`` when there is none)."""
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg in _VALUE_OPTIONS:
+            skip = True
+        elif not arg.startswith("-"):
+            return arg
+    return None
+
+
+def build_app(group: str | None = None) -> typer.Typer:
+    """The command tree: every group, or only ``group`` when it names one."""
+    app = typer.Typer(
+        name="shipyard",
+        help="From a git push to running, wired service instances.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    app.callback()(_root)
+    known = group in GROUPS or group == "demo"
+    for name, module in GROUPS.items():
+        if not known or name == group:
+            app.add_typer(importlib.import_module(module).app, name=name)
+    if not known or group == "demo":
+        from shipyard.cli import demo as demo_cmd
+
+        app.command("demo", help=DEMO_HELP)(demo_cmd.demo)
+    return app
+
+
+def __getattr__(name: str) -> typer.Typer:
+    """``shipyard.cli.main.app``: the whole tree, for tools that walk it."""
+    if name == "app":
+        return build_app()
+    raise AttributeError(name)
 
 
 def _debug_requested(argv: list[str]) -> bool:
@@ -69,6 +104,7 @@ def _debug_requested(argv: list[str]) -> bool:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     try:
+        app = build_app(requested_group(args))
         # With standalone_mode=False, Click returns the code of a `typer.Exit` instead.
         result = app(args=args, prog_name="shipyard", standalone_mode=False)
     except ShipyardError as exc:
@@ -84,8 +120,12 @@ def main(argv: list[str] | None = None) -> int:
     except TyperException as exc:
         # Typer vendors Click; its exceptions are only reachable through this public base.
         ctx = getattr(exc, "ctx", None)
-        if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
-            sys.stdout.write(ctx.get_help() + "\n")
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            # Building the error rendered the help: Rich prints it at once, plain Click
+            # keeps it as the message.
+            text = exc.format_message()
+            if text.strip():
+                sys.stdout.write(text + "\n")
             return 2
         message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
         code = getattr(exc, "exit_code", 1)

@@ -169,5 +169,5 @@ def verify(
                     sys.stdout.write(f"  {kind:<9}{name}\n")
     if any(not r.ok for r in reports):
         if not as_json:
-            err_console.print("[red]installed files differ from their install records[/red]")
+            err_console().print("[red]installed files differ from their install records[/red]")
         raise typer.Exit(1)

@@ -246,8 +246,7 @@ def _place(settings: Settings, archive: Path, coord: PackageCoord, *, source: st
         bar = ByteProgress(f"unpacking {coord}", archive.stat().st_size) if progress else None
         try:
             with ArchiveReader(archive, Limits.from_settings(settings)) as reader:
-                files, dirs = extract(reader, staging, progress=bar,
-                                      empty_dir=store.empty_dir(settings))
+                files, dirs = extract(reader, staging, progress=bar)
                 manifest = reader.finish()
         finally:
             if bar is not None:

@@ -19,7 +19,6 @@ import json
 import os
 import re
 import shutil
-import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -149,22 +148,6 @@ def lock_path(settings: Settings) -> Path:
 
 def downloads_dir(settings: Settings) -> Path:
     return state_dir(settings) / "downloads"
-
-
-def empty_dir(settings: Settings) -> Path | None:
-    """A private directory that always stays empty (the extractor's data-filter
-    destination); ``None`` when it is not what it should be, so a temporary one is used.
-    It is permanent, so a killed install leaves nothing behind for it."""
-    path = state_dir(settings) / "empty"
-    try:
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        info = path.lstat()
-        if (not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid()
-                or info.st_mode & 0o077 or any(os.scandir(path))):
-            return None
-    except OSError:
-        return None
-    return path
 
 
 @contextlib.contextmanager

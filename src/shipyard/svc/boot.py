@@ -43,9 +43,18 @@ class Summary:
     def error(self) -> ShipyardError | None:
         if not self.failed:
             return None
-        parts = "; ".join(f"{r.name}: {_strip(r.name, r.error or '')}" for r in self.failed)
+        # One line an operator can read: the first few failures, then how many more (all
+        # of them are in `svc status` and in --json).
+        shown = self.failed[:ERRORS_SHOWN]
+        parts = "; ".join(f"{r.name}: {_strip(r.name, r.error or '')}" for r in shown)
+        more = len(self.failed) - len(shown)
+        if more:
+            parts += f"; and {more} more (see 'shipyard svc status')"
         return ShipyardError(f"{self.action}: {len(self.failed)} of {len(self.results)} "
                              f"instance(s) failed: {parts}")
+
+
+ERRORS_SHOWN = 3
 
 
 def _strip(name: str, message: str) -> str:
