@@ -24,6 +24,9 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests bench scripts
 
 bench: $(STAMP)
+	# The publish peer, apt-ftparchive, is a Debian package (the other peers pip-install
+	# themselves into bench/.peers/).
+	command -v apt-ftparchive >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq apt-utils)
 	$(BIN)/python bench/report.py $(BENCH_ARGS)
 
 clean:

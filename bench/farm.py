@@ -14,10 +14,30 @@ and uploaded like any other) from a real bare git repository. Per database and r
   machine builds/s measures the load as much as the farm).
 
 Runs are repeated (default 5) after a warm-up; the JSON line carries median, min and max.
-No peer farm runs here (Buildbot and Koji need services this machine does not have); the
-seed's syncpkgd design polls every 300 s, i.e. ~150 s mean request-to-claim by design.
+
+Peer (``--peer buildbot``, the default): Buildbot 4 (``bench/peers/buildbot.py``: a master
+on SQLite and the same number of workers, one build at a time each, in a venv of its own
+under ``bench/.peers/``) builds the same commit of the same bare repository: git checkout,
+``out.txt`` written and packed as a ``.tar.gz``, the archive uploaded to the master. After
+the per-database runs, a fresh Shipyard setup on SQLite and the Buildbot master are both
+up; after a warm-up of each, every run forces ``--peer-builds`` (200) builds at once on
+one, then on the other, alternating which goes first, and takes from each farm's own
+records:
+
+* builds/s = N / (first request -> last build finished);
+* request-to-start per build: Shipyard ``first_claimed_at - requested_at`` (the moment the
+  coordinator hands the build to a worker; the farm API has no later "started" mark) and
+  Buildbot ``builds.started_at - buildrequests.submitted_at`` (its build record is created
+  when the master has claimed the request for a worker, before any step runs). Buildbot
+  keeps whole seconds, so its figures are good to about a second; in a burst of 200 most
+  of the latency is queueing, seconds long on both sides.
+
+Ratios (``vs_buildbot.ratios``: Shipyard builds/s over Buildbot's, Shipyard p95 over
+Buildbot's) are taken run by run; the aim is a median throughput ratio of at least 5 and a
+median p95 ratio below 1.
 
     .venv/bin/python bench/farm.py [--builds 500] [--runs 5] [--db sqlite,postgresql]
+        [--peer buildbot|none] [--peer-builds 200]
 """
 
 from __future__ import annotations
@@ -40,6 +60,8 @@ from typing import Any
 
 import httpx
 
+from peers import stop_groups
+
 ROOT = Path(__file__).resolve().parent.parent
 SHIPYARD = [sys.executable, "-m", "shipyard.cli.main"]
 PG_ADMIN = os.environ.get("SHIPYARD_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -47,7 +69,8 @@ GIT_ID = ["-c", "user.name=Bench", "-c", "user.email=bench@example.org"]
 
 
 def _env(home: Path, db_url: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SHIPYARD_")}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("SHIPYARD_") and k != "PYTHONDONTWRITEBYTECODE"}
     env.update(SHIPYARD_HOME=str(home), SHIPYARD_FARM_DB=db_url, PYTHONUNBUFFERED="1")
     return env
 
@@ -75,6 +98,14 @@ class Setup:
             self.db_url = f"{PG_ADMIN.rsplit('/', 1)[0]}/{self.pg_name}"
         self.env = _env(workdir / "home", self.db_url)
         self.procs: list[subprocess.Popen[bytes]] = []
+        try:
+            self._start(workers)
+        except BaseException:  # no coordinator or worker outlives a failed start
+            self._stop()
+            raise
+
+    def _start(self, workers: int) -> None:
+        workdir = self.workdir
         from shipyard.farm.db import FarmDB
         from shipyard.farm.tokens import create_token
 
@@ -187,14 +218,10 @@ class Setup:
 
     def close(self) -> None:
         self.http.close()
-        for proc in self.procs:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+        self._stop()
+
+    def _stop(self) -> None:
+        stop_groups(self.procs, 10)
         if self.pg_name:
             import psycopg
 
@@ -223,6 +250,12 @@ def throughput(setup: Setup, count: int, cpu: list[float] | None = None) -> floa
     """Send ``count`` requests at once (4 client threads); builds per second. Appends the
     farm's CPU milliseconds per build to ``cpu``: a figure the machine's load does not
     stretch (builds/s does)."""
+    return burst(setup, count, cpu)[0]
+
+
+def burst(setup: Setup, count: int, cpu: list[float] | None = None
+          ) -> tuple[float, list[float]]:
+    """As ``throughput``, with each build's request-to-claim time (ms) in that burst."""
     before = _cpu(setup)
     ids: list[int] = []
     lock = threading.Lock()
@@ -246,7 +279,8 @@ def throughput(setup: Setup, count: int, cpu: list[float] | None = None) -> floa
         cpu.append((_cpu(setup) - before) * 1000 / count)
     start = min(_ts(b["requested_at"]) for b in builds)
     end = max(_ts(b["finished_at"]) for b in builds)
-    return count / (end - start)
+    waits = [(_ts(b["first_claimed_at"]) - _ts(b["requested_at"])) * 1000 for b in builds]
+    return count / (end - start), waits
 
 
 def latency(setup: Setup, count: int, rate: float) -> list[float]:
@@ -263,9 +297,9 @@ def latency(setup: Setup, count: int, rate: float) -> list[float]:
     return [(_ts(b["first_claimed_at"]) - _ts(b["requested_at"])) * 1000 for b in builds]
 
 
-def _summary(values: list[float]) -> dict[str, float]:
-    return {"median": round(statistics.median(values), 2), "min": round(min(values), 2),
-            "max": round(max(values), 2)}
+def _summary(values: list[float], digits: int = 2) -> dict[str, float]:
+    return {"median": round(statistics.median(values), digits),
+            "min": round(min(values), digits), "max": round(max(values), digits)}
 
 
 def _percentile(values: list[float], pct: float) -> float:
@@ -301,6 +335,70 @@ def bench(kind: str, builds: int, runs: int, workers: int, samples: int,
             setup.close()
 
 
+def _side(rates: list[float], p50s: list[float], p95s: list[float], cpu: list[float]
+          ) -> dict[str, Any]:
+    return {"builds_per_s": _summary(rates), "start_latency_ms_p50": _summary(p50s),
+            "start_latency_ms_p95": _summary(p95s), "farm_cpu_ms_per_build": _summary(cpu),
+            "per_run_builds_per_s": [round(r, 3) for r in rates],
+            "per_run_p95_ms": [round(v, 1) for v in p95s]}
+
+
+def vs_buildbot(builds: int, runs: int, workers: int) -> dict[str, Any]:
+    """Shipyard (SQLite) and Buildbot both up; ``runs`` bursts of ``builds`` on each after
+    a warm-up, alternating which farm goes first; ratios pair by pair."""
+    from peers.buildbot import BuildbotFarm
+
+    warmup = 5 * workers  # every worker has cloned and built at least once
+    figures: dict[str, dict[str, list[float]]] = {
+        side: {"rates": [], "p50s": [], "p95s": [], "cpu": []}
+        for side in ("shipyard", "buildbot")}
+    loads: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="farm-bench-vs-buildbot-") as tmp:
+        setup: Setup | None = None
+        peer: BuildbotFarm | None = None
+        try:
+            setup = Setup("sqlite", Path(tmp), workers)
+            (Path(tmp) / "buildbot").mkdir()
+            peer = BuildbotFarm(Path(tmp) / "buildbot", Path(tmp) / "src.git",
+                                setup.commit, workers)
+            burst(setup, warmup)
+            peer.burst(warmup)
+            for run in range(runs):
+                order = ["shipyard", "buildbot"] if run % 2 == 0 else ["buildbot", "shipyard"]
+                for side in order:
+                    cpu = figures[side]["cpu"]
+                    rate, waits = (burst(setup, builds, cpu) if side == "shipyard"
+                                   else peer.burst(builds, cpu))
+                    figures[side]["rates"].append(rate)
+                    figures[side]["p50s"].append(_percentile(waits, 50))
+                    figures[side]["p95s"].append(_percentile(waits, 95))
+                loads.append(round(os.getloadavg()[0], 2))
+        finally:
+            if peer is not None:
+                peer.close()
+            if setup is not None:
+                setup.close()
+    ours, theirs = figures["shipyard"], figures["buildbot"]
+    rate_ratio = _summary([a / b for a, b in zip(ours["rates"], theirs["rates"], strict=True)])
+    p95_ratio = [a / b if b else float("inf")
+                 for a, b in zip(ours["p95s"], theirs["p95s"], strict=True)]
+    return {
+        "builds": builds, "runs": runs, "workers": workers, "warmup_builds": warmup,
+        "db": "sqlite",  # both farms
+        "start_latency": {"shipyard": "first_claimed_at - requested_at",
+                          "buildbot": "build started_at - buildrequest submitted_at "
+                                      "(whole seconds)"},
+        "shipyard": _side(ours["rates"], ours["p50s"], ours["p95s"], ours["cpu"]),
+        "buildbot": _side(theirs["rates"], theirs["p50s"], theirs["p95s"], theirs["cpu"]),
+        # Shipyard / Buildbot, run by run.
+        "ratios": {"builds_per_s": rate_ratio, "start_latency_ms_p95": _summary(p95_ratio, 4)},
+        "aim_throughput_ratio": 5,
+        "met_throughput": rate_ratio["median"] >= 5,
+        "met_p95": statistics.median(p95_ratio) < 1,
+        "loadavg_per_run": loads,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--builds", type=int, default=500, help="builds per throughput run")
@@ -309,17 +407,26 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=100, help="latency requests per run")
     parser.add_argument("--rate", type=float, default=10.0, help="latency requests per s")
     parser.add_argument("--db", default="sqlite,postgresql")
+    parser.add_argument("--peer", choices=["buildbot", "none"], default="buildbot")
+    parser.add_argument("--peer-builds", type=int, default=200,
+                        help="builds per burst in the comparison with the peer")
     args = parser.parse_args()
+    # A TERM (timeout, CI) unwinds through the finally blocks that stop the farms.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     result: dict[str, Any] = {
         "bench": "farm", "builds": args.builds, "runs": args.runs, "workers": args.workers,
-        "latency_samples": args.samples, "latency_rate_per_s": args.rate,
-        "peer": None,
-        "peer_note": "no peer farm runnable here; syncpkgd polls every 300 s by design",
+        "latency_samples": args.samples, "latency_rate_per_s": args.rate, "peer": None,
     }
+    if args.peer == "buildbot":
+        from peers.buildbot import version
+
+        result["peer"] = f"buildbot {version()}"
     result["machine"] = {"cpus": os.cpu_count(), "loadavg_before": os.getloadavg()[0]}
     for kind in args.db.split(","):
         result[kind] = bench(kind, args.builds, args.runs, args.workers, args.samples,
                              args.rate)
+    if args.peer == "buildbot":
+        result["vs_buildbot"] = vs_buildbot(args.peer_builds, args.runs, args.workers)
     result["machine"]["loadavg_after"] = os.getloadavg()[0]
     sys.stdout.write(json.dumps(result, sort_keys=True) + "\n")
 

@@ -180,29 +180,29 @@ def test_a_failed_bench_and_no_buildbot_comparison_are_said(tmp_path: Path) -> N
 
 
 def test_buildbot_comparison_rows(tmp_path: Path) -> None:
-    """The vs_buildbot shape is not final: per-tool summaries and per-run ratios, as
-    report.py expects them today."""
-    farm = {**FARM, "vs_buildbot": {
-        "db": "postgresql",
+    """bench/farm.py's vs_buildbot: per-tool summaries and per-run ratios."""
+    farm = {**FARM, "peer": "buildbot 4.3.0", "vs_buildbot": {
+        "builds": 200, "workers": 4, "db": "sqlite",
         "shipyard": {"builds_per_s": summary(30.0, 28.0, 33.0),
-                     "claim_latency_ms_p50": summary(5.0, 4.0, 6.0),
-                     "claim_latency_ms_p95": summary(13.0, 11.0, 20.0)},
+                     "start_latency_ms_p50": summary(5.0, 4.0, 6.0),
+                     "start_latency_ms_p95": summary(13.0, 11.0, 20.0)},
         "buildbot": {"builds_per_s": summary(5.0, 4.5, 6.0),
-                     "claim_latency_ms_p50": summary(600.0, 500.0, 700.0),
-                     "claim_latency_ms_p95": summary(900.0, 800.0, 1000.0)},
+                     "start_latency_ms_p50": summary(600.0, 500.0, 700.0),
+                     "start_latency_ms_p95": summary(900.0, 800.0, 1000.0)},
         "ratios": {"builds_per_s": summary(6.1, 5.2, 7.0),
-                   "claim_latency_ms_p95": summary(0.0144, 0.012, 0.02)},
+                   "start_latency_ms_p95": summary(0.0144, 0.012, 0.02)},
     }}
     _, rows = render(tmp_path, results(farm))
-    assert rows[("farm", "vs Buildbot (postgresql): throughput")] == [
-        "30.0 [28.0-33.0] builds/s", "Buildbot: 5.00 [4.50-6.00] builds/s",
+    where = "vs Buildbot (200 builds at once, 4 workers, sqlite)"
+    assert rows[("farm", f"{where}: throughput")] == [
+        "30.0 [28.0-33.0] builds/s", "buildbot 4.3.0: 5.00 [4.50-6.00] builds/s",
         "6.10x [5.20-7.00] (pairwise)", ">= 5x Buildbot", "yes"]
-    assert rows[("farm", "vs Buildbot (postgresql): request-to-claim p95")] == [
-        "13.0 [11.0-20.0] ms", "Buildbot: 900 [800-1000] ms",
+    assert rows[("farm", f"{where}: request-to-start p95")] == [
+        "13.0 [11.0-20.0] ms", "buildbot 4.3.0: 900 [800-1000] ms",
         "0.0144x [0.0120-0.0200] (pairwise)", "< 1x Buildbot (lower)", "yes"]
 
     del farm["vs_buildbot"]["ratios"]  # no per-run ratios: the medians', marked
     farm["vs_buildbot"]["buildbot"]["builds_per_s"] = summary(10.0, 9.0, 11.0)
     _, rows = render(tmp_path, results(farm))
-    assert rows[("farm", "vs Buildbot (postgresql): throughput")][2:] == [
+    assert rows[("farm", f"{where}: throughput")][2:] == [
         "3.00x (of medians)", ">= 5x Buildbot", "no"]
