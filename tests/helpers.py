@@ -1,11 +1,15 @@
-"""Small test utilities: waiting on conditions with a deadline, free ports."""
+"""Small test utilities: waiting on conditions with a deadline, free ports, directories
+service users can reach."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import socket
+import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -65,3 +69,15 @@ def kill_all(procs: Iterable[psutil.Process]) -> None:
             proc.kill()
         except psutil.Error:
             continue
+
+
+@contextlib.contextmanager
+def public_tmpdir(prefix: str) -> Iterator[Path]:
+    """A 0755 directory under /tmp, removed afterwards: pytest's tmp_path is 0700, so a
+    service user (instances run as one when the tests run as root) could not reach it."""
+    base = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    os.chmod(base, 0o755)
+    try:
+        yield base
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

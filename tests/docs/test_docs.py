@@ -10,10 +10,8 @@ import io
 import os
 import re
 import shlex
-import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +19,7 @@ import psutil
 import pytest
 
 from conftest import ROOT, SHIPYARD
+from helpers import public_tmpdir
 
 DOCS = ROOT / "docs"
 PAGES = [*sorted(DOCS.rglob("*.md")), ROOT / "README.md"]
@@ -182,12 +181,8 @@ def tutorial_script() -> tuple[str, int]:
 @pytest.fixture(name="workdir")
 def fixture_workdir() -> Iterator[Path]:
     """A 0755 directory under /tmp: as root, the instances run as the service user."""
-    base = Path(tempfile.mkdtemp(prefix="shipyard-tutorial-", dir="/tmp"))
-    os.chmod(base, 0o755)
-    try:
+    with public_tmpdir("shipyard-tutorial-") as base:
         yield base
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def test_the_tutorial_runs_as_written(workdir: Path) -> None:

@@ -3,9 +3,6 @@ repository filled through the real CLI, process checks."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,18 +11,19 @@ from typing import Any
 import pytest
 
 from conftest import Shipyard, make_env
-from helpers import kill_all, processes_under, wait_until  # noqa: F401  (re-exported)
+from helpers import (  # noqa: F401  (re-exported)
+    kill_all,
+    processes_under,
+    public_tmpdir,
+    wait_until,
+)
 
 
 @pytest.fixture(name="public_dir")
 def fixture_public_dir() -> Iterator[Path]:
     """A 0755 directory under /tmp: pytest's 0700 tmp_path keeps service users out."""
-    base = Path(tempfile.mkdtemp(prefix="shipyard-e2e-", dir="/tmp"))
-    os.chmod(base, 0o755)
-    try:
+    with public_tmpdir("shipyard-e2e-") as base:
         yield base
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def write_package(root: Path, ident: str, version: str, service: str,

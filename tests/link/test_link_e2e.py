@@ -14,9 +14,7 @@ import json
 import os
 import pwd
 import re
-import shutil
 import socket
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +22,7 @@ import pytest
 from linkkit import me, wait_until
 
 from conftest import Shipyard, copy_example, make_env
+from helpers import public_tmpdir
 
 ENV = {"SHIPYARD_LINK_FQDN": "node1.example.org"}
 ECHO_HOST = "echo.node1.example.org"
@@ -101,14 +100,10 @@ def server_components(home: Path) -> dict[str, tuple[int, str]]:
 def public_shipyard() -> Iterator[Shipyard]:
     """A home that service users can reach (pytest's tmp_path is private to its owner), so
     the instances run as svc's default service user, as they would on a node."""
-    base = Path(tempfile.mkdtemp(prefix="shipyard-link-e2e-", dir="/tmp"))
-    base.chmod(0o755)
-    home = base / "home"
-    home.mkdir(mode=0o755)
-    try:
+    with public_tmpdir("shipyard-link-e2e-") as base:
+        home = base / "home"
+        home.mkdir(mode=0o755)
         yield Shipyard(home, make_env(home))
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def test_transports_really_authenticate_then_disable_and_unregister(

@@ -22,6 +22,7 @@ from linkkit import (
 )
 
 from conftest import Shipyard
+from helpers import public_tmpdir
 
 FQDN = {"SHIPYARD_LINK_FQDN": "node1.example.org"}
 
@@ -305,15 +306,10 @@ def test_adapters_get_their_own_instance_environment(shipyard: Shipyard) -> None
 def test_adapters_run_as_the_instance_user(tmp_path: Path) -> None:
     """As root, an announcer registered for 'nobody' runs its adapter as nobody, and its
     generated 0600 config is nobody's (else the adapter could not read it)."""
-    import shutil
-    import tempfile
-
     from conftest import make_env
 
     # pytest's tmp_path is private to root; nobody must be able to reach its runtime dir.
-    base = Path(tempfile.mkdtemp(prefix="shipyard-link-user-", dir="/tmp"))
-    try:
-        base.chmod(0o755)
+    with public_tmpdir("shipyard-link-user-") as base:
         home = base / "home"
         home.mkdir(mode=0o755)
         shipyard = Shipyard(home, make_env(home))
@@ -337,5 +333,3 @@ def test_adapters_run_as_the_instance_user(tmp_path: Path) -> None:
         assert entries(home, "1.srv.t.local") == {
             f"u{uid}.example": (4000, generated(home, "1.echo.t.local")["password"])}
         assert (runtime(home, "1.srv.t.local") / "entries").stat().st_uid == uid
-    finally:
-        shutil.rmtree(base, ignore_errors=True)

@@ -25,7 +25,12 @@ import psutil
 import pytest
 
 from conftest import EXAMPLES, Shipyard, make_env
-from helpers import kill_all, processes_under, wait_until  # noqa: F401  (re-exported)
+from helpers import (  # noqa: F401  (re-exported)
+    kill_all,
+    processes_under,
+    public_tmpdir,
+    wait_until,
+)
 
 GROUP = "org.test.svc"
 
@@ -190,12 +195,8 @@ def user_exists(name: str) -> bool:
 @pytest.fixture(name="svc_home")
 def fixture_svc_home() -> Iterator[Path]:
     """A 0755 directory under /tmp (pytest's tmp_path is 0700: no service user gets in)."""
-    base = Path(tempfile.mkdtemp(prefix="shipyard-svc-", dir="/tmp"))
-    os.chmod(base, 0o755)
-    try:
+    with public_tmpdir("shipyard-svc-") as base:
         yield base
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture(name="svc")

@@ -90,13 +90,6 @@ def build_app(group: str | None = None) -> typer.Typer:
     return app
 
 
-def __getattr__(name: str) -> typer.Typer:
-    """``shipyard.cli.main.app``: the whole tree, for tools that walk it."""
-    if name == "app":
-        return build_app()
-    raise AttributeError(name)
-
-
 def _debug_requested(argv: list[str]) -> bool:
     return "--debug" in argv
 
