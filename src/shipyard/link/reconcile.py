@@ -378,6 +378,7 @@ class _Run:
                 pair = pairs[key] = Pair(interface, a_coord, b_coord)
             if self.state.is_disabled(a_coord, b_coord):
                 if pair.held():
+                    _removal_intent(pair)
                     jobs.append(_Job(pair, acceptor, accept, None, DISABLED))
                 else:
                     pair.set_state(DISABLED)
@@ -426,6 +427,7 @@ class _Run:
                 self._outcome(pair, "failed")
             elif pair.held():
                 final = DISABLED if self.state.is_disabled(a_coord, b_coord) else None
+                _removal_intent(pair)
                 jobs.append(_Job(pair, acceptor, accept, None, final))
             else:
                 del pairs[key]
@@ -536,6 +538,14 @@ def _sweep_temporaries(settings: Settings) -> None:
     for path in directory.glob(f".{STATE_NAME}.*.tmp"):
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
+
+
+def _removal_intent(pair: Pair) -> None:
+    """Before a removal, nothing held is known to be applied any more: a run killed after
+    the adapter removed an entry must not find it recorded as applied, or wanting the same
+    data again later would find it "unchanged" and never write it back."""
+    pair.maybe = pair.held()
+    pair.applied = None
 
 
 def _forget(pair: Pair, data: LinkData) -> None:
