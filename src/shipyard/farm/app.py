@@ -76,6 +76,9 @@ class FinishIn(AttemptIn):
     tail: str = Field(default="", max_length=64 << 10)
     log_pos: int | None = Field(default=None, ge=0)
     log: str = Field(default="", max_length=4 << 20)
+    # Ask for the worker's next build in the same answer ("next": a claim's answer or null),
+    # saving a busy worker one request per build; an idle one then long-polls as usual.
+    claim: bool = False
 
 
 class BuildRequestIn(BaseModel):
@@ -376,6 +379,8 @@ def _worker_routes() -> APIRouter:
             c.loop.call_soon_threadsafe(c.wake_publisher)  # type: ignore[union-attr]
         elif state == "queued":
             c.wake_claims_threadsafe()
+        if body.claim and body.result != "released" and not c.stopping:
+            result["next"] = service.claim(c.db, c.cfg, body.worker, token.id)
         return result
 
     return router

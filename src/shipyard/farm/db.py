@@ -19,7 +19,7 @@ from sqlalchemy import Connection, Engine, event
 from sqlalchemy.orm import Session
 
 from shipyard.config import Settings
-from shipyard.db import make_engine, normalise_url, sqlite_url, upgrade
+from shipyard.db import make_engine, normalise_url, postgres_engine, sqlite_url, upgrade
 from shipyard.errors import ShipyardError
 
 
@@ -71,10 +71,8 @@ class FarmDB:
         elif pool_size != 5:
             # Rebuild with a pool that fits the coordinator's thread pool.
             self.engine.dispose()
-            from sqlalchemy import create_engine
-
-            self.engine = create_engine(self.url, pool_pre_ping=True, pool_size=pool_size,
-                                        max_overflow=pool_size)
+            self.engine = postgres_engine(self.url, pool_size=pool_size,
+                                          max_overflow=pool_size)
 
     @property
     def is_postgres(self) -> bool:
@@ -122,12 +120,23 @@ class FarmDB:
 
     @contextlib.contextmanager
     def rtx(self) -> Iterator[Connection]:
-        """A read-only transaction on a bare connection."""
-        with self.engine.connect() as conn, conn.begin() as trans:
-            try:
+        """A read-only transaction on a bare connection.
+
+        On PostgreSQL it runs in autocommit: under READ COMMITTED every statement takes its
+        own snapshot anyway, so a read transaction adds nothing but the BEGIN and ROLLBACK
+        round trips. On SQLite it is a real (deferred) transaction: one snapshot for all of
+        its statements.
+        """
+        with self.engine.connect() as conn:
+            if self.dialect != "sqlite":
+                conn.execution_options(isolation_level="AUTOCOMMIT")
                 yield conn
-            finally:
-                trans.rollback()
+                return
+            with conn.begin() as trans:
+                try:
+                    yield conn
+                finally:
+                    trans.rollback()
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Session]:

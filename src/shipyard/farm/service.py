@@ -33,6 +33,7 @@ from sqlalchemy import (
     Connection,
     Row,
     bindparam,
+    exists,
     func,
     insert,
     or_,
@@ -356,70 +357,78 @@ def request_build(db: FarmDB, cfg: FarmConfig, req: BuildRequest, requested_by: 
     commit or ``force`` builds it again. Two hooks or coordinators racing on one version
     meet at the unique ``dedup_key`` and create one build.
     """
-    now = utcnow()
     with db.tx() as conn:
-        package = _package(conn, req, head=head)
-        name = package["name"]
-        if req.manifest_error:
-            return _manifest_failure(conn, cfg, package, req, requested_by)
-        key = f"{name}:{req.version}" if req.version else f"{name}@{req.commit}"
-        label = f"{name} {req.version or ''}".rstrip()
-        if not req.force:
+        return _queue(conn, cfg, req, _package(conn, req, head=head), requested_by)
+
+
+def _queue(conn: Connection, cfg: FarmConfig, req: BuildRequest, package: Build,
+           requested_by: str) -> tuple[dict[str, Any], bool, str]:
+    """:func:`request_build` once the package row is known, inside its transaction."""
+    now = utcnow()
+    name = package["name"]
+    if req.manifest_error:
+        return _manifest_failure(conn, cfg, package, req, requested_by)
+    key = f"{name}:{req.version}" if req.version else f"{name}@{req.commit}"
+    label = f"{name} {req.version or ''}".rstrip()
+    if not req.force:
+        holder = _dict(conn.execute(select(B).where(B.c.dedup_key == key)).first())
+        if holder is not None:
+            what = "already built" if holder["state"] == SUCCEEDED else (
+                f"already {holder['state']}")
+            return build_view(holder, cfg), False, f"{label} {what}"
+        query = select(B).where(B.c.package_id == package["id"],
+                                B.c.commit == req.commit,
+                                B.c.state.in_((FAILED, ABORTED)))
+        if req.version:
+            query = query.where(B.c.version == req.version)
+        earlier = _dict(conn.execute(query.order_by(B.c.id.desc()).limit(1)).first())
+        if earlier is not None:
+            return (build_view(earlier, cfg), False,
+                    f"{label} {earlier['state']} at this commit (build {earlier['id']}); "
+                    "push a new commit or force a rebuild")
+    values = {
+        "package_id": package["id"], "package": name, "version": req.version,
+        "commit": req.commit, "ref": req.ref, "repo_url": req.repo_url,
+        "subdir": req.subdir, "platform": req.platform,
+        "maintainer": req.maintainer or package["maintainer"],
+        "committer": req.committer, "state": QUEUED, "forced": req.force,
+        "dedup_key": None if req.force else key, "requested_by": requested_by,
+        "requested_at": now,
+    }
+    if req.force:
+        build = _dict(conn.execute(insert(B).values(**values).returning(*B.c)).first())
+    else:
+        build = _dict(_insert_ignore(conn, B, values, "dedup_key"))
+        if build is None:
             holder = _dict(conn.execute(select(B).where(B.c.dedup_key == key)).first())
-            if holder is not None:
-                what = "already built" if holder["state"] == SUCCEEDED else (
-                    f"already {holder['state']}")
-                return build_view(holder, cfg), False, f"{label} {what}"
-            query = select(B).where(B.c.package_id == package["id"],
-                                    B.c.commit == req.commit,
-                                    B.c.state.in_((FAILED, ABORTED)))
-            if req.version:
-                query = query.where(B.c.version == req.version)
-            earlier = _dict(conn.execute(query.order_by(B.c.id.desc()).limit(1)).first())
-            if earlier is not None:
-                return (build_view(earlier, cfg), False,
-                        f"{label} {earlier['state']} at this commit (build {earlier['id']}); "
-                        "push a new commit or force a rebuild")
-        values = {
-            "package_id": package["id"], "package": name, "version": req.version,
-            "commit": req.commit, "ref": req.ref, "repo_url": req.repo_url,
-            "subdir": req.subdir, "platform": req.platform,
-            "maintainer": req.maintainer or package["maintainer"],
-            "committer": req.committer, "state": QUEUED, "forced": req.force,
-            "dedup_key": None if req.force else key, "requested_by": requested_by,
-            "requested_at": now,
-        }
-        if req.force:
-            build = _dict(conn.execute(insert(B).values(**values).returning(*B.c)).first())
-        else:
-            build = _dict(_insert_ignore(conn, B, values, "dedup_key"))
-            if build is None:
-                holder = _dict(conn.execute(select(B).where(B.c.dedup_key == key)).first())
-                assert holder is not None
-                return build_view(holder, cfg), False, f"{label} already {holder['state']}"
-        assert build is not None
-        conn.execute(update(P).where(P.c.id == package["id"]).values(last_build_id=build["id"]))
-        _notify(conn)
-        return build_view(build, cfg), True, f"queued build {build['id']} of {label}"
+            assert holder is not None
+            return build_view(holder, cfg), False, f"{label} already {holder['state']}"
+    assert build is not None
+    conn.execute(update(P).where(P.c.id == package["id"]).values(last_build_id=build["id"]))
+    _notify(conn)
+    return build_view(build, cfg), True, f"queued build {build['id']} of {label}"
 
 
 def request_package_build(db: FarmDB, cfg: FarmConfig, name: str, commit: str | None,
                           force: bool, requested_by: str) -> tuple[dict[str, Any], bool, str]:
     """``farm build request PACKAGE [--commit C] [--force]``: the package must be known
-    (a push announced it); its source location is taken from there."""
-    with db.rtx() as conn:
-        package = conn.execute(select(P).where(P.c.name == name)).first()
-    if package is None:
-        raise NotFound(f"unknown package {name!r}: no push has announced it to the farm yet")
-    if not package.head_commit:
-        raise Conflict(f"package {name} has no known commit; pass --commit")
-    use = commit or package.head_commit
-    version = package.head_version if use == package.head_commit else None
-    group, _, ident = name.partition(":")
-    req = BuildRequest(commit=use, repo_url=package.repo_url, subdir=package.subdir,
-                       group=group if ident else None, id=ident or None, version=version,
-                       ref=package.head_ref, maintainer=package.maintainer, force=force)
-    return request_build(db, cfg, req, requested_by, head=False)
+    (a push announced it); its source location is taken from there. One transaction: the
+    package row read here is the one the build is queued for."""
+    with db.tx() as conn:
+        package = _dict(conn.execute(select(P).where(P.c.name == name)).first())
+        if package is None:
+            raise NotFound(f"unknown package {name!r}: no push has announced it to the farm "
+                           "yet")
+        if not package["head_commit"]:
+            raise Conflict(f"package {name} has no known commit; pass --commit")
+        use = commit or package["head_commit"]
+        version = package["head_version"] if use == package["head_commit"] else None
+        group, _, ident = name.partition(":")
+        req = BuildRequest(commit=use, repo_url=package["repo_url"], subdir=package["subdir"],
+                           group=group if ident else None, id=ident or None, version=version,
+                           ref=package["head_ref"], maintainer=package["maintainer"],
+                           force=force)
+        return _queue(conn, cfg, req, package, requested_by)
 
 
 def _manifest_failure(conn: Connection, cfg: FarmConfig, package: Build, req: BuildRequest,
@@ -497,11 +506,15 @@ def register_worker(db: FarmDB, cfg: FarmConfig, token_id: int, name: str,
             "log_max_bytes": cfg.log_max_bytes, "max_upload_bytes": cfg.max_upload_bytes}
 
 
+# The worker and whether anything is queued at all, in one statement: an idle worker's
+# poll costs one round trip and never a write.
 _SELECT_WORKER = select(W.c.token_id, W.c.paused, W.c.capacity, W.c.platforms,
-                        W.c.last_seen_at).where(W.c.name == bindparam("name"))
-_ANY_QUEUED = select(B.c.id).where(B.c.state == QUEUED).limit(1)
-_COUNT_RUNNING = select(func.count()).select_from(B).where(
-    B.c.state == RUNNING, B.c.worker == bindparam("name"))
+                        W.c.last_seen_at,
+                        exists().where(B.c.state == QUEUED).label("queued"),
+                        ).where(W.c.name == bindparam("name"))
+_RUNNING = B.alias("running")
+_RUNNING_ON_WORKER = select(func.count()).select_from(_RUNNING).where(
+    _RUNNING.c.state == RUNNING, _RUNNING.c.worker == bindparam("p_worker")).scalar_subquery()
 _TOUCH_WORKER = update(W).where(W.c.name == bindparam("p_name")).values(
     last_seen_at=bindparam("p_seen"))
 
@@ -514,7 +527,8 @@ def _claim_statement(platforms: str) -> Any:
     else:
         pick = pick.where(B.c.platform.is_(None))
     pick = pick.order_by(B.c.id).limit(1).with_for_update(skip_locked=True)
-    return (update(B).where(B.c.id == pick.scalar_subquery(), B.c.state == QUEUED)
+    return (update(B).where(B.c.id == pick.scalar_subquery(), B.c.state == QUEUED,
+                            bindparam("p_capacity") > _RUNNING_ON_WORKER)
             .values(state=RUNNING, attempt=B.c.attempt + 1, worker=bindparam("p_worker"),
                     lease_expires_at=bindparam("p_lease"), claimed_at=bindparam("p_now"),
                     first_claimed_at=func.coalesce(B.c.first_claimed_at, bindparam("p_first")),
@@ -542,16 +556,17 @@ def claim(db: FarmDB, cfg: FarmConfig, name: str, token_id: int,
             raise NotFound(f"worker {name!r} is not registered")
         if worker.token_id != token_id:
             raise Forbidden(f"worker {name!r} is registered with another token")
-        waiting = None if worker.paused else conn.execute(_ANY_QUEUED).first()
+    waiting = not worker.paused and worker.queued
     seen = aware(worker.last_seen_at)
     touch = seen is None or (now - seen).total_seconds() > 5.0
-    if waiting is None:
+    if not waiting:
         if touch:
             with db.tx() as conn:
                 conn.execute(_TOUCH_WORKER, {"p_name": name, "p_seen": now})
         return None
     allowed = platforms if platforms is not None else _split(worker.platforms)
     params: dict[str, Any] = {"p_worker": name, "p_now": now, "p_first": now,
+                              "p_capacity": worker.capacity,
                               "p_lease": now + timedelta(seconds=cfg.lease_seconds)}
     if allowed:
         params["platforms"] = allowed
@@ -559,8 +574,6 @@ def claim(db: FarmDB, cfg: FarmConfig, name: str, token_id: int,
     with db.tx() as conn:
         if touch:
             conn.execute(_TOUCH_WORKER, {"p_name": name, "p_seen": now})
-        if (conn.execute(_COUNT_RUNNING, {"name": name}).scalar() or 0) >= worker.capacity:
-            return None
         build = _dict(conn.execute(_CLAIM["list" if allowed else "none"], params).first())
         if build is None:
             return None
@@ -683,15 +696,13 @@ def store_artifact(db: FarmDB, cfg: FarmConfig, build_id: int, worker: str, atte
     """Move a fully received (and fsynced) upload into place, then record it on the build
     if the attempt is still current. The file is durable before the row names it; a file
     of an attempt that lost the race is removed again."""
-    with db.rtx() as conn:
-        version = _check_archive_name(_current(conn, build_id, worker, attempt, lock=False),
-                                      filename)
     target = artifact_file(cfg, build_id, attempt, filename)
     os.replace(staged, target)
     fsync_dir(target.parent)
     try:
         with db.tx() as conn:
             build = _current(conn, build_id, worker, attempt)
+            version = _check_archive_name(build, filename)
             changes = {"artifact_name": filename, "artifact_size": size,
                        "artifact_sha256": sha256,
                        "lease_expires_at": utcnow() + timedelta(seconds=cfg.lease_seconds)}

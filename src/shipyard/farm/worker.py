@@ -40,6 +40,7 @@ from shipyard.farm.errors import CoordinatorUnreachable
 log = logging.getLogger("shipyard.farm.worker")
 
 CLAIM_WAIT = 20.0
+RELEASE_WAIT = 15.0  # seconds a stopping worker waits for its builds to be given back
 LOG_FLUSH_SECONDS = 0.25
 LOG_CHUNK_CHARS = 256 << 10
 TAIL_CHARS = 8192
@@ -161,6 +162,7 @@ class BuildRun:
     _started: float = field(default_factory=time.monotonic)
     _last_beat: float = 0.0
     _streamer: threading.Thread | None = None
+    next_job: dict[str, Any] | None = None  # claimed with the finish, see _finish
 
     @property
     def build(self) -> dict[str, Any]:
@@ -349,7 +351,7 @@ class BuildRun:
                               f"{build['package']} {build.get('version') or ''}".rstrip())
         self.sink.line(f"building {manifest.coord} in {source}")
         try:
-            archive = pack_directory(source, out, log=self.sink)
+            archive = pack_directory(source, out, log=self.sink, durable=False)
         except ShipyardError as exc:
             self._check_stop()
             self.sink.line(exc.message)
@@ -386,10 +388,13 @@ class BuildRun:
         pos, data = self.sink.peek(4 << 20)
         body = {**self._ident(), "result": result, "reason": reason[:10_000],
                 "tail": self.sink.tail_text(), "log_pos": pos,
-                "log": "" if self.sink.truncated else data}
+                "log": "" if self.sink.truncated else data,
+                "claim": not self.worker.stopping.is_set()}
         try:
-            self.client.post(f"/api/builds/{self.build_id}/finish", body, retry_for=None,
-                             stop=self.worker.stopping.is_set, timeout=60.0)
+            answer = self.client.post(f"/api/builds/{self.build_id}/finish", body,
+                                      retry_for=None, stop=self.worker.stopping.is_set,
+                                      timeout=60.0)
+            self.next_job = (answer or {}).get("next")
         except ApiError as exc:
             log.warning("build %s: result %s not accepted: %s", self.build_id, result,
                         exc.message)
@@ -417,6 +422,8 @@ class Worker:
         self.stopping = threading.Event()
         self.running: dict[int, BuildRun] = {}
         self._lock = threading.Lock()
+        self._settled = threading.Condition(self._lock)
+        self._backoff = 0.2
         self.completed = 0
         self._trash_ready = threading.Event()
 
@@ -482,36 +489,29 @@ class Worker:
             runs = list(self.running.values())
         for run in runs:
             run.release()
+        # Let the slots wind down their builds (a build claimed while stopping is released
+        # by its slot), so none is left holding its lease until it runs out.
+        with self._settled:
+            self._settled.wait_for(lambda: not self.running, timeout=RELEASE_WAIT)
 
     def _slot(self, index: int) -> None:
         client = self._client()
-        backoff = 0.2
-        while not self.stopping.is_set():
-            try:
-                response = client.request(
-                    "POST", f"/api/workers/{self.opts.name}/claim",
-                    json={"wait": CLAIM_WAIT}, retry_for=None, stop=self.stopping.is_set,
-                    timeout=CLAIM_WAIT + 15)
-            except CoordinatorUnreachable:
-                continue
-            except ApiError as exc:
-                if exc.status == 404:  # forgotten (a new database): register again
-                    with contextlib.suppress(ShipyardError):
-                        self.register(client)
-                else:
-                    log.warning("claim refused: %s", exc.message)
-                    sys.stderr.write(f"shipyard farm worker: {exc.message}\n")
-                self.stopping.wait(backoff)
-                backoff = min(backoff * 2, 10.0)
-                continue
-            backoff = 0.2
-            if response.status_code == 204 or self.stopping.is_set():
-                continue
-            job = response.json()
+        job: dict[str, Any] | None = None
+        while True:
+            if job is None:
+                if self.stopping.is_set():
+                    return
+                job = self._claim(client)
+                if job is None:
+                    continue
             run = BuildRun(self, client, job, LogSink(job.get("log_max_bytes")))
             with self._lock:
                 self.running[run.build_id] = run
+                late = self.stopping.is_set()  # serve() may have released the others already
             try:
+                if late:
+                    run.release()
+                    return
                 run.run()
             except Exception as exc:  # never lose the slot to one bad build
                 log.exception("build %s: %s", run.build_id, exc)
@@ -521,6 +521,30 @@ class Worker:
                 with self._lock:
                     self.running.pop(run.build_id, None)
                     self.completed += 1
+                    self._settled.notify_all()
+            job = run.next_job
+
+    def _claim(self, client: FarmClient) -> dict[str, Any] | None:
+        """One long poll for a build; None when it ended without one."""
+        try:
+            response = client.request(
+                "POST", f"/api/workers/{self.opts.name}/claim",
+                json={"wait": CLAIM_WAIT}, retry_for=None, stop=self.stopping.is_set,
+                timeout=CLAIM_WAIT + 15)
+        except CoordinatorUnreachable:
+            return None
+        except ApiError as exc:
+            if exc.status == 404:  # forgotten (a new database): register again
+                with contextlib.suppress(ShipyardError):
+                    self.register(client)
+            else:
+                log.warning("claim refused: %s", exc.message)
+                sys.stderr.write(f"shipyard farm worker: {exc.message}\n")
+            self.stopping.wait(self._backoff)
+            self._backoff = min(self._backoff * 2, 10.0)
+            return None
+        self._backoff = 0.2
+        return None if response.status_code == 204 else response.json()
 
     def _start_http(self) -> None:
         target = f"{self.opts.coordinator.rstrip('/')}/workers/{self.opts.name}"

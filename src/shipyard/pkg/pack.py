@@ -45,8 +45,13 @@ def pack_directory(
     *,
     compression: str = "gz",
     log: IO[str] | None = None,
+    durable: bool = True,
 ) -> Path:
-    """Build (when the manifest says how) and pack ``src_dir``; returns the archive path."""
+    """Build (when the manifest says how) and pack ``src_dir``; returns the archive path.
+
+    ``durable=False`` skips the fsyncs: for an archive that is uploaded at once and then
+    thrown away with its build directory (a farm worker's), a crash loses the build either
+    way, and the fsyncs are milliseconds on every build's critical path."""
     if compression not in COMPRESSIONS:
         raise ShipyardError(f"unknown compression {compression!r} (expected gz or zst)")
     source = Path(src_dir)
@@ -57,7 +62,7 @@ def pack_directory(
     out.mkdir(parents=True, exist_ok=True)
     target = out / manifest.coord.archive_name(compression)
     if manifest.build is None:
-        _write_archive(source, manifest, target, compression)
+        _write_archive(source, manifest, target, compression, durable)
         return target
     with tempfile.TemporaryDirectory(prefix="shipyard-destdir-") as destdir:
         _run_build(source, manifest, Path(destdir), log)
@@ -73,7 +78,7 @@ def pack_directory(
                                     f"names {inner.coord}")
         else:
             shutil.copyfile(source / MANIFEST_NAME, placed)
-        _write_archive(built, manifest, target, compression)
+        _write_archive(built, manifest, target, compression, durable)
     return target
 
 
@@ -178,7 +183,8 @@ def _mtime() -> int:
         raise ShipyardError(f"SOURCE_DATE_EPOCH={value!r} is not an integer") from None
 
 
-def _write_archive(root: Path, manifest: Manifest, target: Path, compression: str) -> None:
+def _write_archive(root: Path, manifest: Manifest, target: Path, compression: str,
+                   durable: bool = True) -> None:
     """Write the archive to a temporary file beside ``target`` and rename it over."""
     entries = _collect(root)
     if not entries or entries[0][0] != MANIFEST_NAME or entries[0][2]:
@@ -199,14 +205,16 @@ def _write_archive(root: Path, manifest: Manifest, target: Path, compression: st
                                    compresslevel=GZIP_LEVEL) as stream:
                     _write_tar(stream, entries, mtime)
             raw.flush()
-            os.fsync(raw.fileno())
+            if durable:
+                os.fsync(raw.fileno())
         os.chmod(tmp, 0o644)
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    fsync_dir(target.parent)
+    if durable:
+        fsync_dir(target.parent)
 
 
 def _write_tar(stream: IO[bytes], entries: list[tuple[str, Path, bool]], mtime: int) -> None:
