@@ -1,6 +1,9 @@
-"""The migration chain on SQLite and PostgreSQL: upgrade, the fast path, downgrade."""
+"""The migration chain on SQLite and PostgreSQL: upgrade, the fast path, downgrade; the
+PostgreSQL pool's test of idle connections."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import pytest
 from alembic.config import Config
@@ -8,6 +11,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 from sqlalchemy.exc import IntegrityError
 
+from helpers import wait_until
 from shipyard import db
 
 REPO_TABLES = {"repo_package", "repo_channel", "repo_channel_package", "repo_publication"}
@@ -71,3 +75,43 @@ def test_upgrade_creates_tables_and_downgrade_removes_them(db_url: str) -> None:
     db._upgraded.discard(db.normalise_url(db_url))
     db.upgrade(db_url)  # and back up again
     assert _tables(db_url) >= REPO_TABLES
+
+
+def _terminated(pg_admin_url: str, engine: Any) -> int:
+    """Use one pooled connection, then have the server end it behind the pool's back."""
+    import psycopg
+
+    with engine.connect() as conn:
+        pid = conn.execute(text("SELECT pg_backend_pid()")).scalar()
+    with psycopg.connect(pg_admin_url, autocommit=True) as admin:
+        assert admin.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone()[0]
+        wait_until(lambda: admin.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s",
+                                         (pid,)).fetchone()[0] == 0, 10)
+    return int(pid)
+
+
+def test_a_pooled_connection_idle_for_a_while_is_tested_before_use(
+        pg_url: str, pg_admin_url: str) -> None:
+    """Busy connections are not pinged (a round trip per checkout); idle ones are, so a
+    server restart while the pool sat idle costs nobody an error."""
+    from sqlalchemy.exc import OperationalError
+
+    from shipyard.db import normalise_url, postgres_engine
+
+    pinged = postgres_engine(normalise_url(pg_url), idle_ping=0.0, pool_size=1)
+    try:
+        dead = _terminated(pg_admin_url, pinged)
+        with pinged.connect() as conn:
+            assert conn.execute(text("SELECT pg_backend_pid()")).scalar() != dead
+    finally:
+        pinged.dispose()
+
+    trusted = postgres_engine(normalise_url(pg_url), idle_ping=3600.0, pool_size=1)
+    try:
+        _terminated(pg_admin_url, trusted)
+        with pytest.raises(OperationalError), trusted.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        with trusted.connect() as conn:  # the pool dropped the dead one
+            assert conn.execute(text("SELECT 1")).scalar() == 1
+    finally:
+        trusted.dispose()

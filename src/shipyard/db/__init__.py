@@ -55,7 +55,7 @@ def make_engine(url: str) -> Engine:
 IDLE_PING_SECONDS = 10.0
 
 
-def postgres_engine(url: str, **pool: int) -> Engine:
+def postgres_engine(url: str, *, idle_ping: float = IDLE_PING_SECONDS, **pool: int) -> Engine:
     """A PostgreSQL engine that tests a pooled connection only when it has been idle.
 
     ``pool_pre_ping`` costs a round trip on every checkout, which on a busy coordinator is
@@ -77,7 +77,7 @@ def postgres_engine(url: str, **pool: int) -> Engine:
     @event.listens_for(engine, "checkout")
     def _check(dbapi_conn, record, _proxy):  # type: ignore[no-untyped-def]
         returned = record.info.get("returned_at")
-        if returned is None or time.monotonic() - returned < IDLE_PING_SECONDS:
+        if returned is None or time.monotonic() - returned < idle_ping:
             return
         try:
             dbapi_conn.execute("SELECT 1")
