@@ -110,6 +110,11 @@ class ShipyardSide:
                 coordinate=ServiceCoord.parse(f"{index}.sleeper.bench.local"),
                 package=package, user=USER))
         self.instances = instances
+        # The service user as `svc start` would create it (as a system user), now: the
+        # peer's config names it, and supervisord refuses to start with an unknown user.
+        from shipyard.svc import users
+
+        users.ensure(settings, USER)
 
     def run(self, *args: str) -> None:
         subprocess.run([*SHIPYARD, *args], env=self.env, check=True, capture_output=True)

@@ -12,6 +12,8 @@ from pathlib import Path
 import typer
 
 from shipyard.cli.common import print_json, print_table, settings
+from shipyard.cli.svc_all import run_all
+from shipyard.cli.svc_all import warn as _warn
 
 app = typer.Typer(
     help="Service instances: register, start and stop, boot order, logs, init integration.",
@@ -19,11 +21,6 @@ app = typer.Typer(
 )
 
 JSON = typer.Option(False, "--json", help="Print JSON.")
-
-
-def _warn(lines: list[str]) -> None:
-    for line in lines:
-        sys.stderr.write(f"shipyard: warning: {line}\n")
 
 
 def _coord(text: str):
@@ -201,41 +198,17 @@ def status_cmd(
         raise typer.Exit(3)
 
 
-def _run_all(ctx: typer.Context, action: str, json_: bool) -> None:
-    from shipyard.svc import boot as boot_mod
-
-    context = _context(ctx)
-
-    def echo(result) -> None:
-        if not json_ and result.outcome is not None:
-            typer.echo(result.outcome.message)
-
-    run = boot_mod.boot if action == "boot" else boot_mod.shutdown
-    summary = run(context, on_result=echo)
-    if json_:
-        print_json(summary.to_dict())
-    _warn(summary.warnings)
-    for result in summary.results:
-        if result.outcome is not None:
-            _warn(result.outcome.warnings)
-    error = summary.error()
-    if error is not None:
-        raise error
-    if not json_:
-        verb = "started or running" if action == "boot" else "stopped"
-        typer.echo(f"{action}: {len(summary.results)} instance(s) {verb}")
-
-
 @app.command("boot")
 def boot_cmd(ctx: typer.Context, json_: bool = JSON) -> None:
     """Start every boot = yes instance, in 'after' order, independent ones in parallel."""
-    _run_all(ctx, "boot", json_)
+    run_all(settings(ctx), "boot", json_)
 
 
 @app.command("shutdown")
 def shutdown_cmd(ctx: typer.Context, json_: bool = JSON) -> None:
     """Stop every running instance, in reverse 'after' order."""
-    _run_all(ctx, "shutdown", json_)
+    # Without options also run by shipyard.cli.main without Typer: keep the two the same.
+    run_all(settings(ctx), "shutdown", json_)
 
 
 @app.command("logs")

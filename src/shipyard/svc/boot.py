@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from shipyard.errors import ShipyardError
-from shipyard.svc import control, order, registry
+from shipyard.svc import control, order, registry, state
 from shipyard.svc.control import Context
 from shipyard.svc.registry import Registration
 
@@ -77,10 +77,11 @@ def _workers(ctx: Context) -> int:
 
 
 def _has_stop_script(ctx: Context, registration: Registration) -> bool:
-    try:
-        return ctx.package(registration.package).service.stop is not None
-    except ShipyardError:
-        return False
+    if not ctx.knows_stop(registration.package):
+        # One record per package, read without the lock (this only sizes the thread pool),
+        # usually answers without reading the package's manifest.
+        ctx.learn_stop(state.load(ctx.state_path(registration.coordinate)))
+    return ctx.has_stop_script(registration)
 
 
 def boot(ctx: Context, on_result: Callable[[order.Result], None] | None = None) -> Summary:

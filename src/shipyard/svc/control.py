@@ -26,15 +26,16 @@ identity still matches (see :mod:`shipyard.svc.procs`).
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
-import subprocess
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from shipyard.config import Settings
 from shipyard.coords import PackageCoord, ServiceCoord
@@ -42,9 +43,6 @@ from shipyard.errors import ShipyardError
 from shipyard.fsutil import file_lock
 from shipyard.svc import logs, procs, registry, state
 from shipyard.svc import users as users_mod
-from shipyard.svc.package import ServicePackage, load_service_package, package_file
-from shipyard.svc.params import check_exec, expand, parse_params
-from shipyard.svc.platform import platform_tag
 from shipyard.svc.registry import Registration
 from shipyard.svc.runtime import (
     Runtime,
@@ -55,6 +53,13 @@ from shipyard.svc.runtime import (
     state_dir,
 )
 from shipyard.svc.users import ServiceUser
+
+# A shutdown signals hundreds of instances without reading a manifest or spawning a
+# script, so what only starts and stop scripts need is imported where they use it.
+if TYPE_CHECKING:
+    import subprocess
+
+    from shipyard.svc.package import ServicePackage
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 PID_WRAPPER = 'echo $$ > "$0" || exit 97; exec "$@"'
@@ -116,13 +121,13 @@ class Context:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.platform = platform_tag()
         self.start_timeout = float(settings.get("svc.start_timeout"))
         self.stop_timeout = float(settings.get("svc.stop_timeout"))
         self.grace = max(0.0, float(settings.get("svc.start_grace")))
         self.log_max = int(settings.get("svc.log_max_bytes"))
         self.log_keep = max(0, int(settings.get("svc.log_keep")))
         self._packages: dict[PackageCoord, ServicePackage] = {}
+        self._stops: dict[str, str] = {}
         self._users: dict[str, ServiceUser] = {}
         self._known_users: dict[str, ServiceUser | None] = {}
         probe = runtime_for(settings, ServiceCoord("x", "x", "x", "x"))
@@ -130,6 +135,12 @@ class Context:
         self._layout = probe.layout
         self._fhs_root = probe.fhs_root
         self._state_dir = state_dir(settings)
+
+    @functools.cached_property
+    def platform(self) -> str:
+        from shipyard.svc.platform import platform_tag
+
+        return platform_tag()
 
     @property
     def lock_timeout(self) -> float:
@@ -160,8 +171,29 @@ class Context:
     def package(self, coord: PackageCoord) -> ServicePackage:
         pkg = self._packages.get(coord)
         if pkg is None:
+            from shipyard.svc.package import load_service_package
+
             pkg = self._packages[coord] = load_service_package(self.settings, coord)
         return pkg
+
+    def learn_stop(self, record: state.Record | None) -> None:
+        """Take the package's stop script from a record: installed packages never change,
+        and a shutdown of hundreds of instances then reads no manifest."""
+        if record is not None and record.stop is not None and record.package:
+            self._stops.setdefault(record.package, record.stop)
+
+    def knows_stop(self, package: PackageCoord) -> bool:
+        return str(package) in self._stops
+
+    def has_stop_script(self, registration: Registration) -> bool:
+        """Whether the registered package names a stop script (False when unreadable)."""
+        known = self._stops.get(str(registration.package))
+        if known is not None:
+            return bool(known)
+        try:
+            return bool(self.package(registration.package).service.stop)
+        except ShipyardError:
+            return False
 
     def user(self, registration: Registration) -> ServiceUser:
         name = registration.user
@@ -230,13 +262,14 @@ def _read_pid_file(path: Path) -> tuple[int | None, str, float]:
     return None, raw if raw else " ", mtime
 
 
-def _record_for(ident: procs.Identity, package: str, user: str, mode: str) -> state.Record:
+def _record_for(ident: procs.Identity, package: str, user: str, mode: str,
+                stop: str | None = None) -> state.Record:
     pgid = procs.pgid_of(ident.pid) or 0
     if pgid == os.getpgrp():
         pgid = 0  # never signal our own group
     return state.Record(pid=ident.pid, pgid=pgid, start=ident.start, boot_id=procs.boot_id(),
                         create_time=ident.create_time, started_at=state.now(),
-                        package=package, user=user, mode=mode)
+                        package=package, user=user, mode=mode, stop=stop)
 
 
 def _user_mismatch(ident: procs.Identity, user: ServiceUser | None) -> bool:
@@ -322,7 +355,13 @@ def settle_orphan_start(ctx: Context, coordinate: ServiceCoord) -> None:
     cannot cover it (it died with its holder), so the script's identity is recorded in
     ``<SVC>.starting`` while it runs. A script still running after ``svc.start_timeout``
     is killed, as its own ``shipyard`` would have done.
+
+    Called with the instance lock held, under which that file is written: when it is
+    missing, no start script can be under way.
     """
+    intent = ctx.intent_path(coordinate)
+    if not os.path.lexists(intent):
+        return
     record = _orphan_script(ctx, coordinate)
     deadline = time.monotonic() + ctx.start_timeout
     delay = 0.0
@@ -333,7 +372,7 @@ def settle_orphan_start(ctx: Context, coordinate: ServiceCoord) -> None:
             break
         delay = _backoff(delay)
         time.sleep(delay)
-    state.clear(ctx.intent_path(coordinate))
+    state.clear(intent)
 
 
 def begin_start(ctx: Context, coordinate: ServiceCoord,
@@ -387,6 +426,8 @@ class _StartBase(Pending):
 
 
     def _spawn(self, argv: list[str]) -> subprocess.Popen[bytes]:
+        import subprocess
+
         out = open_console(self.runtime.stdout_log, self.user)
         try:
             err = open_console(self.runtime.stderr_log, self.user)
@@ -423,7 +464,8 @@ class _StartBase(Pending):
         return ShipyardError(f"{self.name}: {message}")
 
     def _recorded(self, ident: procs.Identity, mode: str) -> None:
-        self.record = _record_for(ident, str(self.reg.package), self.user.name, mode)
+        self.record = _record_for(ident, str(self.reg.package), self.user.name, mode,
+                                  self.pkg.service.stop or "")
         state.save(self.ctx.state_path(self.reg.coordinate), self.record)
         self.confirm_at = time.monotonic() + self.ctx.grace
 
@@ -448,6 +490,8 @@ class _ScriptStart(_StartBase):
         self.launch()
 
     def launch(self) -> None:
+        from shipyard.svc.package import package_file
+
         assert self.pkg.service.start is not None
         self.script_rel = self.pkg.service.start
         script = package_file(self.pkg, self.script_rel, "start script")
@@ -464,6 +508,8 @@ class _ScriptStart(_StartBase):
         state.clear(self.ctx.intent_path(self.reg.coordinate))
 
     def _kill_script(self) -> None:
+        import subprocess
+
         assert self.proc is not None
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.proc.pid, signal.SIGKILL)
@@ -523,6 +569,8 @@ class _ExecStart(_StartBase):
         self.launch()
 
     def launch(self) -> None:
+        from shipyard.svc.params import check_exec, expand, parse_params
+
         exec_line = self.pkg.service.exec
         assert exec_line is not None
         where = f"{self.name} ({self.pkg.coord})"
@@ -644,14 +692,27 @@ def begin_stop(ctx: Context, coordinate: ServiceCoord, *, registered: bool = Tru
                                  reg.user if reg else "", "adopted")
         stop_script = None
         if reg is not None and user is not None:
-            with contextlib.suppress(ShipyardError):
-                pkg = ctx.package(reg.package)
-                if pkg.service.stop:
-                    stop_script = (pkg, package_file(pkg, pkg.service.stop, "stop script"))
+            ctx.learn_stop(record)
+            stop_script = _stop_script(ctx, reg)
         return _Stop(stack, ctx, coordinate, runtime, record, user, stop_script).begin()
     except BaseException:
         stack.close()
         raise
+
+
+def _stop_script(ctx: Context, reg: Registration) -> tuple[ServicePackage, Path] | None:
+    """The package's stop script, or None for the default stop (also when it is broken)."""
+    if not ctx.has_stop_script(reg):
+        return None
+    from shipyard.svc.package import package_file
+
+    try:
+        pkg = ctx.package(reg.package)
+        if not pkg.service.stop:
+            return None
+        return pkg, package_file(pkg, pkg.service.stop, "stop script")
+    except ShipyardError:
+        return None
 
 
 def _size(path: Path) -> int:
@@ -724,6 +785,8 @@ class _Stop(Pending):
         now = time.monotonic()
         self.deadline = now + self.ctx.stop_timeout
         if self.stop_script is not None:
+            import subprocess
+
             pkg, script = self.stop_script
             assert self.user is not None
             command, switch = self.user.spawn([str(script),
@@ -750,8 +813,9 @@ class _Stop(Pending):
         else:
             self._signal(signal.SIGTERM)
             self.phase = "term"
-        self.ready_at = now
-        return self.poll()
+        # Nothing is done microseconds after its signal or its script's launch: look again
+        # shortly (at a shutdown, once every other instance has been signalled).
+        return self._again()
 
     def _script_done(self) -> bool:
         assert self.script is not None

@@ -17,11 +17,14 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from shipyard.errors import ShipyardError
 from shipyard.svc.control import Outcome, Pending, Step
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future, ThreadPoolExecutor
 
 
 def find_cycle(graph: Mapping[str, Iterable[str]]) -> list[str] | None:
@@ -88,7 +91,8 @@ def run(graph: Mapping[str, set[str]], begin: Callable[[str], Step], *, workers:
         on_result: Callable[[Result], None] | None = None) -> dict[str, Result]:
     """Run ``begin`` for every node once its predecessors are done; drive the steps.
 
-    ``workers`` threads run the ``begin`` calls (they fork); 0 runs them in this loop.
+    ``workers`` threads run the ``begin`` calls (they fork); 0 runs them in this loop
+    (and does not even import the thread pool: a shutdown pays for every import).
     """
     waiting = {node: set(deps) for node, deps in graph.items()}
     followers = reverse(graph)
@@ -124,36 +128,49 @@ def run(graph: Mapping[str, set[str]], begin: Callable[[str], Step], *, workers:
             pending.pop(name, None)
             finish(name, step, None)
 
-    with ThreadPoolExecutor(max_workers=max(1, workers),
-                            thread_name_prefix="shipyard-svc") as pool:
-        try:
-            while len(results) < len(graph):
-                while ready:
-                    name = ready.pop(0)
-                    if workers <= 0:  # cheap steps: the pool would only cost GIL switches
-                        settle(name, functools.partial(begin, name))
-                        continue
-                    launching[pool.submit(begin, name)] = name
-                now = time.monotonic()
-                due = [name for name, step in pending.items() if step.ready_at <= now]
-                for name in due:
-                    settle(name, pending[name].poll)
-                if ready or due:
+    pool = _pool(workers) if workers > 0 else None
+    try:
+        while len(results) < len(graph):
+            while ready:
+                name = ready.pop(0)
+                if pool is None:  # cheap steps: the pool would only cost GIL switches
+                    settle(name, functools.partial(begin, name))
                     continue
-                timeout = None
-                if pending:
-                    timeout = max(0.0, min(s.ready_at for s in pending.values()) - now)
-                if launching:
-                    done, _ = wait(list(launching), timeout=timeout,
-                                   return_when=FIRST_COMPLETED)
-                    for future in done:
-                        name = launching.pop(future)
-                        settle(name, future.result)
-                elif pending:
-                    time.sleep(timeout or 0.0)
-                elif len(results) < len(graph):  # pragma: no cover - guarded by find_cycle
-                    raise ShipyardError("boot order is stuck: a cycle in 'after'")
-        finally:
-            for step in pending.values():
-                step.abandon()
+                launching[pool.submit(begin, name)] = name
+            now = time.monotonic()
+            due = [name for name, step in pending.items() if step.ready_at <= now]
+            for name in due:
+                settle(name, pending[name].poll)
+            if ready or due:
+                continue
+            timeout = None
+            if pending:
+                timeout = max(0.0, min(s.ready_at for s in pending.values()) - now)
+            if launching:
+                for future in _first_done(launching, timeout):
+                    name = launching.pop(future)
+                    settle(name, future.result)
+            elif pending:
+                time.sleep(timeout or 0.0)
+            elif len(results) < len(graph):  # pragma: no cover - guarded by find_cycle
+                raise ShipyardError("boot order is stuck: a cycle in 'after'")
+    finally:
+        for step in pending.values():
+            step.abandon()
+        if pool is not None:
+            pool.shutdown(wait=True)
     return results
+
+
+def _pool(workers: int) -> ThreadPoolExecutor:
+    from concurrent.futures import ThreadPoolExecutor
+
+    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="shipyard-svc")
+
+
+def _first_done(launching: Mapping[Future[Step], str], timeout: float | None
+                ) -> set[Future[Step]]:
+    from concurrent.futures import FIRST_COMPLETED, wait
+
+    done, _ = wait(list(launching), timeout=timeout, return_when=FIRST_COMPLETED)
+    return done

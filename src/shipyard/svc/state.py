@@ -30,6 +30,9 @@ class Record:
     package: str
     user: str
     mode: str            # "script" or "exec"
+    # The package's [service] stop when it started ("" for none), so that a shutdown need
+    # not read manifests; None when unknown (an adopted process, an older record).
+    stop: str | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True) + "\n"
@@ -46,6 +49,7 @@ def load(path: Path) -> Record | None:
             started_at=float(data.get("started_at", data["create_time"])),
             package=str(data.get("package", "")), user=str(data.get("user", "")),
             mode=str(data.get("mode", "")),
+            stop=_optional_str(data.get("stop")),
         )
     except FileNotFoundError:
         return None
@@ -53,6 +57,10 @@ def load(path: Path) -> Record | None:
         # A record we cannot read identifies nothing; treating it as absent is safe
         # because we then never signal anything on its behalf.
         return None
+
+
+def _optional_str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def save(path: Path, record: Record) -> None:

@@ -20,7 +20,6 @@ import pwd
 import re
 import shutil
 import stat
-import subprocess
 import threading
 from dataclasses import dataclass
 
@@ -167,6 +166,8 @@ def ensure(settings: Settings, name: str) -> ServiceUser:
         found = lookup(name)
         if found is not None:
             return found
+        import subprocess  # only when a user is created: not on every stop
+
         useradd = shutil.which("useradd") or "/usr/sbin/useradd"
         command = [useradd, "--system", "--user-group", "--no-create-home",
                    "--home-dir", "/nonexistent", "--shell", _nologin(),
