@@ -76,6 +76,25 @@ O = FarmOutbox.__table__  # noqa: E741
 
 Build = dict[str, Any]
 
+# The hot paths' statements, built once: constructing a statement and its cache key costs
+# more CPU than SQLite takes to run it. Values come as execute() parameters; an UPDATE
+# without .values() sets the columns its parameters name (besides the WHERE's own).
+_PACKAGE_NAMED = select(P).where(P.c.name == bindparam("p_name"))
+_UPDATE_PACKAGE = update(P).where(P.c.id == bindparam("p_package"))
+_BUILD = select(B).where(B.c.id == bindparam("p_build"))
+_BUILD_LOCKED = _BUILD.with_for_update()
+_UPDATE_BUILD = update(B).where(B.c.id == bindparam("p_build"))
+_INSERT_BUILD = insert(B).returning(*B.c)
+_INSERT_LOG = insert(L)
+
+
+def _set_build(conn: Connection, build_id: int, changes: Mapping[str, Any]) -> None:
+    conn.execute(_UPDATE_BUILD, {"p_build": build_id, **changes})
+
+
+def _set_package(conn: Connection, package_id: int, changes: Mapping[str, Any]) -> None:
+    conn.execute(_UPDATE_PACKAGE, {"p_package": package_id, **changes})
+
 
 @dataclass
 class FarmConfig:
@@ -243,9 +262,13 @@ class LogWriter:
             self._chunk(data)
 
     def flush(self, conn: Connection) -> dict[str, Any]:
-        """Insert the chunks; returns the build columns to update."""
+        """Insert the chunks, as one row (they are contiguous: a statement fewer for a
+        finish that carries output and a note); returns the build columns to update."""
         if self.rows:
-            conn.execute(insert(L), self.rows)
+            first = self.rows[0]
+            row = {**first, "size": sum(r["size"] for r in self.rows),
+                   "data": "".join(r["data"] for r in self.rows)}
+            conn.execute(_INSERT_LOG, row)
             self.rows = []
         return {"log_bytes": self.size, "log_truncated": self.truncated}
 
@@ -326,7 +349,7 @@ def _package(conn: Connection, req: BuildRequest, *, head: bool) -> Build:
                                                     P.c.subdir == req.subdir)).first()
         name = known.name if known is not None else f"path:{req.subdir or '.'}"
     now = utcnow()
-    package = _dict(conn.execute(select(P).where(P.c.name == name)).first())
+    package = _dict(conn.execute(_PACKAGE_NAMED, {"p_name": name}).first())
     if package is None:
         package = _dict(_insert_ignore(conn, P, {
             "name": name, "repo_url": req.repo_url, "subdir": req.subdir,
@@ -334,7 +357,7 @@ def _package(conn: Connection, req: BuildRequest, *, head: bool) -> Build:
             "head_version": req.version, "head_ref": req.ref, "created_at": now,
             "updated_at": now}, "name"))
         if package is None:  # created by a concurrent request a moment ago
-            package = _dict(conn.execute(select(P).where(P.c.name == name)).first())
+            package = _dict(conn.execute(_PACKAGE_NAMED, {"p_name": name}).first())
         assert package is not None
         return package
     if head:
@@ -343,7 +366,7 @@ def _package(conn: Connection, req: BuildRequest, *, head: bool) -> Build:
                    "head_ref": req.ref or package["head_ref"], "updated_at": now}
         if req.maintainer:
             changes["maintainer"] = req.maintainer
-        conn.execute(update(P).where(P.c.id == package["id"]).values(**changes))
+        _set_package(conn, package["id"], changes)
         package.update(changes)
     return package
 
@@ -396,7 +419,7 @@ def _queue(conn: Connection, cfg: FarmConfig, req: BuildRequest, package: Build,
         "requested_at": now,
     }
     if req.force:
-        build = _dict(conn.execute(insert(B).values(**values).returning(*B.c)).first())
+        build = _dict(conn.execute(_INSERT_BUILD, values).first())
     else:
         build = _dict(_insert_ignore(conn, B, values, "dedup_key"))
         if build is None:
@@ -404,7 +427,7 @@ def _queue(conn: Connection, cfg: FarmConfig, req: BuildRequest, package: Build,
             assert holder is not None
             return build_view(holder, cfg), False, f"{label} already {holder['state']}"
     assert build is not None
-    conn.execute(update(P).where(P.c.id == package["id"]).values(last_build_id=build["id"]))
+    _set_package(conn, package["id"], {"last_build_id": build["id"]})
     _notify(conn)
     return build_view(build, cfg), True, f"queued build {build['id']} of {label}"
 
@@ -415,7 +438,7 @@ def request_package_build(db: FarmDB, cfg: FarmConfig, name: str, commit: str | 
     (a push announced it); its source location is taken from there. One transaction: the
     package row read here is the one the build is queued for."""
     with db.tx() as conn:
-        package = _dict(conn.execute(select(P).where(P.c.name == name)).first())
+        package = _dict(conn.execute(_PACKAGE_NAMED, {"p_name": name}).first())
         if package is None:
             raise NotFound(f"unknown package {name!r}: no push has announced it to the farm "
                            "yet")
@@ -455,9 +478,9 @@ def _manifest_failure(conn: Connection, cfg: FarmConfig, package: Build, req: Bu
     log.note(f"[shipyard] {req.subdir or '.'}/shipyard.toml at {req.commit} cannot be "
              f"built:\n{req.manifest_error}\n")
     changes = log.flush(conn)
-    conn.execute(update(B).where(B.c.id == build["id"]).values(**changes))
+    _set_build(conn, build["id"], changes)
     build.update(changes)
-    conn.execute(update(P).where(P.c.id == package["id"]).values(last_build_id=build["id"]))
+    _set_package(conn, package["id"], {"last_build_id": build["id"]})
     _queue_failure_mail(conn, cfg, build)
     return build_view(build, cfg), True, f"build {build['id']} of {package['name']} failed: " \
         f"{reason}"
@@ -580,7 +603,7 @@ def claim(db: FarmDB, cfg: FarmConfig, name: str, token_id: int,
         log = LogWriter(build, cfg)
         log.note(f"[shipyard] attempt {build['attempt']}{header}")
         changes = log.flush(conn)
-        conn.execute(update(B).where(B.c.id == build["id"]).values(**changes))
+        _set_build(conn, build["id"], changes)
     build.update(changes)
     view = build_view(build, cfg)
     return {"build": view, "attempt": view["attempt"], "lease_seconds": cfg.lease_seconds,
@@ -591,10 +614,8 @@ def claim(db: FarmDB, cfg: FarmConfig, name: str, token_id: int,
 def _current(conn: Connection, build_id: int, worker: str, attempt: int,
              *, lock: bool = True) -> Build:
     """The build, if (worker, attempt) is its current running attempt; else 409."""
-    query = select(B).where(B.c.id == build_id)
-    if lock:
-        query = query.with_for_update()
-    build = _dict(conn.execute(query).first())
+    query = _BUILD_LOCKED if lock else _BUILD
+    build = _dict(conn.execute(query, {"p_build": build_id}).first())
     if build is None:
         raise NotFound(f"no build {build_id}")
     if build["state"] != RUNNING or build["attempt"] != attempt or build["worker"] != worker:
@@ -629,7 +650,7 @@ def heartbeat(db: FarmDB, cfg: FarmConfig, build_id: int, worker: str,
         row = conn.execute(_HEARTBEAT, {"p_id": build_id, "p_attempt": attempt,
                                         "p_worker": worker, "p_lease": expires}).first()
         if row is None:
-            build = _dict(conn.execute(select(B).where(B.c.id == build_id)).first())
+            build = _dict(conn.execute(_BUILD, {"p_build": build_id}).first())
             if build is None:
                 raise NotFound(f"no build {build_id}")
             raise Conflict(_stale(build, worker, attempt))
@@ -653,7 +674,7 @@ def report_log(db: FarmDB, cfg: FarmConfig, build_id: int, worker: str, attempt:
                 log.note(f"\n[shipyard] {pos - build['log_pos']} characters of output lost\n")
             log.output(data[max(0, build["log_pos"] - pos):])
             changes.update(log.flush(conn), log_pos=end)
-        conn.execute(update(B).where(B.c.id == build_id).values(**changes))
+        _set_build(conn, build_id, changes)
         build.update(changes)
     return {"abort": bool(build["abort_requested"]), "pos": build["log_pos"],
             "truncated": bool(build["log_truncated"])}
@@ -708,7 +729,7 @@ def store_artifact(db: FarmDB, cfg: FarmConfig, build_id: int, worker: str, atte
                        "lease_expires_at": utcnow() + timedelta(seconds=cfg.lease_seconds)}
             if build["version"] is None:
                 changes["version"] = version
-            conn.execute(update(B).where(B.c.id == build_id).values(**changes))
+            _set_build(conn, build_id, changes)
     except BaseException:
         target.unlink(missing_ok=True)
         raise
@@ -743,7 +764,7 @@ def finish(db: FarmDB, cfg: FarmConfig, build_id: int, worker: str, attempt: int
         raise FarmError(f"unknown result {result!r} (expected one of: {', '.join(RESULTS)})")
     now = utcnow()
     with db.tx() as conn:
-        build = _dict(conn.execute(select(B).where(B.c.id == build_id).with_for_update())
+        build = _dict(conn.execute(_BUILD_LOCKED, {"p_build": build_id})
                       .first())
         if build is None:
             raise NotFound(f"no build {build_id}")
@@ -771,9 +792,9 @@ def finish(db: FarmDB, cfg: FarmConfig, build_id: int, worker: str, attempt: int
             changes.update(state=SUCCEEDED, reason="",
                            publish_state="pending" if cfg.publish else None)
             writer.note("[shipyard] build succeeded\n")
-            conn.execute(update(P).where(P.c.id == build["package_id"]).values(
-                last_success_at=now, last_success_version=build["version"],
-                last_build_id=build_id))
+            _set_package(conn, build["package_id"], {
+                "last_success_at": now, "last_success_version": build["version"],
+                "last_build_id": build_id})
         elif result == "aborted":
             why = build["reason"] or reason or "aborted"
             changes.update(state=ABORTED, reason=why, dedup_key=None)
@@ -783,7 +804,7 @@ def finish(db: FarmDB, cfg: FarmConfig, build_id: int, worker: str, attempt: int
             changes.update(state=FAILED, reason=why, dedup_key=None)
             writer.note(f"[shipyard] build failed: {why}\n")
         changes.update(writer.flush(conn))
-        conn.execute(update(B).where(B.c.id == build_id).values(**changes))
+        _set_build(conn, build_id, changes)
         build.update(changes)
         if result == "failure":
             _queue_failure_mail(conn, cfg, build)
@@ -813,7 +834,7 @@ def _lose_attempt(conn: Connection, cfg: FarmConfig, build: Build, why: str,
         log.note(f"[shipyard] attempt {build['attempt']} lost: {why}; queued again "
                  f"({build['attempt']} of {cfg.max_attempts} attempts used)\n")
     update_.update(log.flush(conn))
-    conn.execute(update(B).where(B.c.id == build["id"]).values(**update_))
+    _set_build(conn, build["id"], update_)
     build.update(update_)
     if build["state"] == FAILED:
         _queue_failure_mail(conn, cfg, build)
@@ -853,7 +874,7 @@ def abort(db: FarmDB, cfg: FarmConfig, build_id: int, by: str) -> dict[str, Any]
     """Cancel a queued build; ask the worker of a running one to kill it."""
     now = utcnow()
     with db.tx() as conn:
-        build = _dict(conn.execute(select(B).where(B.c.id == build_id).with_for_update())
+        build = _dict(conn.execute(_BUILD_LOCKED, {"p_build": build_id})
                       .first())
         if build is None:
             raise NotFound(f"no build {build_id}")
@@ -871,7 +892,7 @@ def abort(db: FarmDB, cfg: FarmConfig, build_id: int, by: str) -> dict[str, Any]
         else:
             raise Conflict(f"build {build_id} is already {build['state']}")
         changes.update(log.flush(conn))
-        conn.execute(update(B).where(B.c.id == build_id).values(**changes))
+        _set_build(conn, build_id, changes)
         build.update(changes)
     return build_view(build, cfg)
 
@@ -879,7 +900,7 @@ def abort(db: FarmDB, cfg: FarmConfig, build_id: int, by: str) -> dict[str, Any]
 def requeue(db: FarmDB, cfg: FarmConfig, build_id: int, by: str) -> dict[str, Any]:
     """Build a finished build's commit again, as a new forced build."""
     with db.rtx() as conn:
-        build = conn.execute(select(B).where(B.c.id == build_id)).first()
+        build = conn.execute(_BUILD, {"p_build": build_id}).first()
     if build is None:
         raise NotFound(f"no build {build_id}")
     if build.state not in FINAL_STATES:
@@ -910,7 +931,7 @@ def set_worker_paused(db: FarmDB, cfg: FarmConfig, name: str, paused: bool) -> d
 
 def get_build(db: FarmDB, cfg: FarmConfig, build_id: int) -> dict[str, Any]:
     with db.rtx() as conn:
-        build = conn.execute(select(B).where(B.c.id == build_id)).first()
+        build = conn.execute(_BUILD, {"p_build": build_id}).first()
     if build is None:
         raise NotFound(f"no build {build_id}")
     view = build_view(build._mapping, cfg)
@@ -966,7 +987,7 @@ def list_packages(db: FarmDB) -> list[dict[str, Any]]:
 
 def get_package(db: FarmDB, name: str) -> dict[str, Any]:
     with db.rtx() as conn:
-        row = conn.execute(select(P).where(P.c.name == name)).first()
+        row = conn.execute(_PACKAGE_NAMED, {"p_name": name}).first()
     if row is None:
         raise NotFound(f"unknown package {name!r}")
     return package_view(row._mapping)
