@@ -10,6 +10,7 @@ small packages.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import subprocess
@@ -62,6 +63,7 @@ def _first_line(data: bytes) -> str:
     return lines[-1] if lines else "no output"
 
 
+@functools.lru_cache(maxsize=256)
 def mirror_path(cache: Path, url: str) -> Path:
     digest = hashlib.sha256(url.encode("utf-8")).hexdigest()[:24]
     return cache / f"{digest}.git"

@@ -17,6 +17,7 @@ import httpx
 
 from shipyard.errors import ShipyardError
 from shipyard.farm.errors import CoordinatorUnreachable
+from shipyard.farm.transport import fast_transport
 
 RETRYABLE_STATUS = {502, 503, 504}
 MAX_BACKOFF = 2.0  # seconds between tries while the coordinator is down: cheap for it, and
@@ -54,7 +55,8 @@ class FarmClient:
         if token:
             headers["Authorization"] = f"Bearer {token}"
         self.http = httpx.Client(base_url=self.url, headers=headers,
-                                 timeout=httpx.Timeout(timeout, connect=connect_timeout))
+                                 timeout=httpx.Timeout(timeout, connect=connect_timeout),
+                                 transport=fast_transport(self.url))
 
     def close(self) -> None:
         self.http.close()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import logging
 import os
 import platform as platform_mod
@@ -27,6 +28,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -144,6 +146,94 @@ class LogSink:
 
 
 # ---------------------------------------------------------------------------------------
+# Reporting threads
+
+
+class Ticker:
+    """A long-lived thread that calls ``step(run)`` for the build its slot is running, at
+    the times ``step`` asks for (it returns the next ``time.monotonic()`` to be called at,
+    or None when it is done with that build).
+
+    A slot keeps two (heartbeat, log stream) for all its builds: most builds end before
+    either is due at all, and starting and joining two threads per build was a good part
+    of a worker's CPU. ``detach`` is the handshake: once it returns, no step for that build
+    runs any more, so nothing a build reports can land after it has finished."""
+
+    def __init__(self, name: str, step: Callable[[BuildRun], float | None]) -> None:
+        self._step = step
+        self._cond = threading.Condition()
+        self._run: BuildRun | None = None
+        self._due = 0.0
+        self._busy = False
+        self._closed = False
+        self._thread = threading.Thread(target=self._loop, daemon=True, name=name)
+        self._thread.start()
+
+    def attach(self, run: BuildRun, due: float) -> None:
+        with self._cond:
+            self._run, self._due = run, due
+            self._cond.notify_all()
+
+    def detach(self, timeout: float = 60.0) -> None:
+        """Stop serving the current build; wait (up to ``timeout``) for a step under way."""
+        with self._cond:
+            self._run = None
+            self._cond.wait_for(lambda: not self._busy, timeout=timeout)
+
+    def close(self) -> None:
+        with self._cond:
+            self._run = None
+            self._closed = True
+            self._cond.notify_all()
+
+    def _next(self) -> BuildRun | None:
+        """Wait for a build whose step is due; None once closed."""
+        with self._cond:
+            while not self._closed:
+                run = self._run
+                wait = None if run is None else self._due - time.monotonic()
+                if wait is not None and wait <= 0:
+                    self._busy = True
+                    return run
+                self._cond.wait(wait)
+            return None
+
+    def _loop(self) -> None:
+        while (run := self._next()) is not None:
+            due: float | None = None
+            try:
+                due = self._step(run)
+            except Exception as exc:  # a bug must not take the slot's reporting down
+                log.exception("build %s: %s: %s", run.build_id, self._thread.name, exc)
+            finally:
+                with self._cond:
+                    self._busy = False
+                    if self._run is run:
+                        if due is None:
+                            self._run = None
+                        else:
+                            self._due = due
+                    self._cond.notify_all()
+
+
+@dataclass
+class Reporters:
+    """A slot's heartbeat and log-stream threads (see :class:`Ticker`)."""
+
+    heartbeat: Ticker
+    stream: Ticker
+
+    @classmethod
+    def start(cls, name: str) -> Reporters:
+        return cls(Ticker(f"hb-{name}", BuildRun.heartbeat_step),
+                   Ticker(f"log-{name}", BuildRun.stream_step))
+
+    def close(self) -> None:
+        self.heartbeat.close()
+        self.stream.close()
+
+
+# ---------------------------------------------------------------------------------------
 # One build
 
 
@@ -152,16 +242,16 @@ class BuildRun:
     worker: Worker
     client: FarmClient
     job: dict[str, Any]
+    reporters: Reporters
     sink: LogSink = field(default_factory=LogSink)
     aborted: threading.Event = field(default_factory=threading.Event)
     lost: threading.Event = field(default_factory=threading.Event)
-    done: threading.Event = field(default_factory=threading.Event)
     stop_streaming: threading.Event = field(default_factory=threading.Event)
     _proc: subprocess.Popen[bytes] | None = None
     _groups: set[int] = field(default_factory=set)
     _started: float = field(default_factory=time.monotonic)
     _last_beat: float = 0.0
-    _streamer: threading.Thread | None = None
+    _next_scan: float = 0.0
     next_job: dict[str, Any] | None = None  # claimed with the finish, see _finish
 
     @property
@@ -176,7 +266,7 @@ class BuildRun:
     def attempt(self) -> int:
         return int(self.job["attempt"])
 
-    @property
+    @functools.cached_property
     def dir(self) -> Path:
         return self.worker.opts.workdir / "builds" / f"{self.build_id}-{self.attempt}"
 
@@ -233,16 +323,21 @@ class BuildRun:
 
     # -- reporting threads ------------------------------------------------------------------
 
-    def _heartbeats(self) -> None:
-        interval = float(self.job.get("heartbeat_seconds", 2.0))
-        next_scan = self._started + SCAN_AFTER
-        while not self.done.wait(min(interval, max(0.05, next_scan - time.monotonic()))):
-            now = time.monotonic()
-            if now >= next_scan:
-                self._scan()
-                next_scan = now + 1.0
-            if now - self._last_beat < interval:
-                continue
+    @property
+    def _interval(self) -> float:
+        return float(self.job.get("heartbeat_seconds", 2.0))
+
+    def _heartbeat_due(self) -> float:
+        now = time.monotonic()
+        return now + min(self._interval, max(0.05, self._next_scan - now))
+
+    def heartbeat_step(self) -> float | None:
+        """Renew the lease when a beat is due, and look for the build's processes."""
+        now = time.monotonic()
+        if now >= self._next_scan:
+            self._scan()
+            self._next_scan = now + 1.0
+        if now - self._last_beat >= self._interval:
             self._last_beat = now
             try:
                 answer = self.client.post(f"/api/builds/{self.build_id}/heartbeat",
@@ -251,16 +346,17 @@ class BuildRun:
                 if exc.status in (404, 409):
                     self.sink.line(f"attempt taken away: {exc.message}")
                     self._stop_build(self.lost)
-                    return
-                continue
+                    return None
+                answer = None
             except CoordinatorUnreachable:
-                continue  # keep building; the lease has room for a few missed beats
+                answer = None  # keep building; the lease has room for a few missed beats
             if answer and answer.get("abort") and not self.aborted.is_set():
                 self._stop_build(self.aborted)
+        return self._heartbeat_due()
 
-    def _stream(self) -> None:
-        while not self.stop_streaming.wait(LOG_FLUSH_SECONDS):
-            self._send_log()
+    def stream_step(self) -> float | None:
+        self._send_log()
+        return time.monotonic() + LOG_FLUSH_SECONDS
 
     def _send_log(self) -> None:
         pos, data = self.sink.peek(LOG_CHUNK_CHARS)
@@ -283,14 +379,10 @@ class BuildRun:
     # -- the build --------------------------------------------------------------------------
 
     def run(self) -> None:
-        threads = [threading.Thread(target=self._heartbeats, daemon=True,
-                                    name=f"hb-{self.build_id}"),
-                   threading.Thread(target=self._stream, daemon=True,
-                                    name=f"log-{self.build_id}")]
         self._last_beat = time.monotonic()
-        self._streamer = threads[1]
-        for thread in threads:
-            thread.start()
+        self._next_scan = self._started + SCAN_AFTER
+        self.reporters.heartbeat.attach(self, self._heartbeat_due())
+        self.reporters.stream.attach(self, time.monotonic() + LOG_FLUSH_SECONDS)
         result, reason, archive = "failure", "", None
         try:
             archive = self._build()
@@ -313,10 +405,9 @@ class BuildRun:
                     result, reason = self._upload(archive)
                 self._finish(result, reason)
         finally:
-            self.done.set()
+            self.reporters.heartbeat.detach()
             self.stop_streaming.set()
-            for thread in threads:
-                thread.join(timeout=60)
+            self.reporters.stream.detach()
             if result == "success" or not self.worker.opts.keep_failed:
                 self.worker.discard(self.dir)
 
@@ -351,7 +442,8 @@ class BuildRun:
                               f"{build['package']} {build.get('version') or ''}".rstrip())
         self.sink.line(f"building {manifest.coord} in {source}")
         try:
-            archive = pack_directory(source, out, log=self.sink, durable=False)
+            archive = pack_directory(source, out, log=self.sink, durable=False,
+                                     manifest=manifest)
         except ShipyardError as exc:
             self._check_stop()
             self.sink.line(exc.message)
@@ -383,8 +475,7 @@ class BuildRun:
         if result == "aborted":
             reason = reason or f"killed on worker {self.worker.opts.name}"
         self.stop_streaming.set()
-        if self._streamer is not None:
-            self._streamer.join(timeout=60)
+        self.reporters.stream.detach()
         pos, data = self.sink.peek(4 << 20)
         body = {**self._ident(), "result": result, "reason": reason[:10_000],
                 "tail": self.sink.tail_text(), "log_pos": pos,
@@ -496,6 +587,13 @@ class Worker:
 
     def _slot(self, index: int) -> None:
         client = self._client()
+        reporters = Reporters.start(str(index))
+        try:
+            self._serve_slot(client, reporters)
+        finally:
+            reporters.close()
+
+    def _serve_slot(self, client: FarmClient, reporters: Reporters) -> None:
         job: dict[str, Any] | None = None
         while True:
             if job is None:
@@ -504,7 +602,7 @@ class Worker:
                 job = self._claim(client)
                 if job is None:
                     continue
-            run = BuildRun(self, client, job, LogSink(job.get("log_max_bytes")))
+            run = BuildRun(self, client, job, reporters, LogSink(job.get("log_max_bytes")))
             with self._lock:
                 self.running[run.build_id] = run
                 late = self.stopping.is_set()  # serve() may have released the others already
