@@ -132,7 +132,7 @@ def _usage(command: Command, ctx: Context) -> str:
 
 
 def render_cli() -> str:
-    from shipyard.cli.main import build_app
+    from shipyard.cli.app import build_app
 
     root = typer.main.get_command(build_app())
     root_ctx = _context(root, "shipyard", None)
@@ -184,7 +184,7 @@ def render_cli() -> str:
 
 def command_paths() -> list[str]:
     """Every command path (``shipyard svc upgrade``), groups included; for the tests."""
-    from shipyard.cli.main import build_app
+    from shipyard.cli.app import build_app
 
     root = typer.main.get_command(build_app())
     return [ctx.command_path for _cmd, ctx in _walk(root, _context(root, "shipyard", None))]

@@ -15,23 +15,12 @@ from __future__ import annotations
 import errno
 import os
 import sys
-from typing import TYPE_CHECKING
 
 from shipyard.errors import ShipyardError
-
-if TYPE_CHECKING:
-    import typer
 
 # Command line -> its --json flag. Root options (--home, --config, --debug) take the Typer
 # path; their environment variables are read by load_settings all the same.
 WITHOUT_TYPER = {("svc", "shutdown"): False, ("svc", "shutdown", "--json"): True}
-
-
-def build_app(group: str | None = None) -> typer.Typer:
-    """The command tree: every group, or only ``group`` when it names one."""
-    from shipyard.cli.app import build_app as build
-
-    return build(group)
 
 
 def _debug_requested(argv: list[str]) -> bool:
@@ -52,21 +41,18 @@ def _shutdown(json_: bool) -> int:
     and flushing it at exit complains no more. (Click's EOFError case cannot arise: the
     command reads no input.)
     """
-    try:
-        from shipyard.cli.svc_all import run_all
-        from shipyard.config import load_settings
+    from shipyard.cli.svc_all import drop_stdout, run_all
+    from shipyard.config import load_settings
 
+    try:
         run_all(load_settings(), "shutdown", json_)
     except KeyboardInterrupt:
         return 130
     except OSError as exc:
         if exc.errno != errno.EPIPE:
             raise
-        from typer._click.utils import PacifyFlushWrapper
-
-        sys.stdout = PacifyFlushWrapper(sys.stdout)  # type: ignore[assignment]
-        sys.stderr = PacifyFlushWrapper(sys.stderr)  # type: ignore[assignment]
-        sys.exit(1)
+        drop_stdout()
+        return 1
     return 0
 
 

@@ -29,16 +29,24 @@ def say(line: str) -> None:
     away in the middle (``svc shutdown | head -1``) does not stop the run either: the rest
     of the output goes to /dev/null and :func:`run_all` reports the broken pipe at the end.
     """
-    global _stdout_gone
     if sys.stdout is None or _stdout_gone:
         return
     try:
         sys.stdout.write(line + "\n")
         sys.stdout.flush()
     except BrokenPipeError:
-        _stdout_gone = True
-        devnull = os.open(os.devnull, os.O_WRONLY)
+        drop_stdout()
+
+
+def drop_stdout() -> None:
+    """Send what is still to be written to stdout, buffered or not, to /dev/null: its
+    reader is gone, and neither the rest of the run nor the flush at exit may fail on it."""
+    global _stdout_gone
+    _stdout_gone = True
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
         os.dup2(devnull, sys.stdout.fileno())
+    finally:
         os.close(devnull)
 
 

@@ -380,7 +380,13 @@ def _worker_routes() -> APIRouter:
         elif state == "queued":
             c.wake_claims_threadsafe()
         if body.claim and body.result != "released" and not c.stopping:
-            result["next"] = service.claim(c.db, c.cfg, body.worker, token.id)
+            # The result is committed: a claim that cannot be made (the worker was
+            # forgotten meanwhile) must not turn its answer into an error; the worker's
+            # own claim then says what is wrong.
+            try:
+                result["next"] = service.claim(c.db, c.cfg, body.worker, token.id)
+            except FarmError:
+                result["next"] = None
         return result
 
     return router

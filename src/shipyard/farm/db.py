@@ -62,17 +62,17 @@ class FarmDB:
             text = str(exc).strip()
             first = text.splitlines()[0] if text else type(exc).__name__
             raise ShipyardError(f"cannot open farm database {redact(self.url)}: {first}") from None
-        self.engine: Engine = make_engine(self.url)
+        if pool_size != 5 and self.url.startswith("postgresql+psycopg://"):
+            # A pool that fits the coordinator's thread pool.
+            self.engine: Engine = postgres_engine(self.url, pool_size=pool_size,
+                                                  max_overflow=pool_size)
+        else:
+            self.engine = make_engine(self.url)
         self.dialect = self.engine.dialect.name
         self._write_lock: contextlib.AbstractContextManager[object] = (
             threading.Lock() if self.dialect == "sqlite" else contextlib.nullcontext())
         if self.dialect == "sqlite":
             self._sqlite_transactions(self.engine)
-        elif pool_size != 5:
-            # Rebuild with a pool that fits the coordinator's thread pool.
-            self.engine.dispose()
-            self.engine = postgres_engine(self.url, pool_size=pool_size,
-                                          max_overflow=pool_size)
 
     @property
     def is_postgres(self) -> bool:
