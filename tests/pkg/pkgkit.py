@@ -280,8 +280,8 @@ class Repo:
         repository's own key: a release that verifies but says something else."""
         import json as _json
 
-        from shipyard.repo.index import dump_json
-        from shipyard.repo.signing import load_private_key, sign_detached
+        from shipyard.formats.index import dump_json
+        from shipyard.formats.signing import load_private_key, sign_detached
 
         generation = self.generation()
         release_path = generation / "release.json"
@@ -297,7 +297,7 @@ class Repo:
         import hashlib as _hashlib
         import json as _json
 
-        from shipyard.repo.index import dump_json
+        from shipyard.formats.index import dump_json
 
         index_path = self.generation() / "dists" / channel / "index.json"
         data = _json.loads(index_path.read_bytes())

@@ -10,7 +10,7 @@ from pkgkit import Hostile, hostile_corpus, tree_entries
 
 from conftest import Shipyard
 from shipyard.errors import ArchiveError
-from shipyard.pkg.archive import inspect_archive
+from shipyard.formats.archive import inspect_archive
 
 CORPUS = hostile_corpus()
 

@@ -145,7 +145,7 @@ def test_local_archive_needs_unsigned_when_a_key_is_configured(shipyard: Shipyar
                                                                tmp_path: Path) -> None:
     archive = _archive(shipyard, tmp_path, "loc", "1.0")
     key = tmp_path / "repo.pub"
-    from shipyard.repo.signing import generate_key
+    from shipyard.formats.signing import generate_key
 
     key.write_text(generate_key().public.to_text())
     env = {"SHIPYARD_REPO_KEY": str(key)}

@@ -142,7 +142,7 @@ def test_wrong_size_is_refused(shipyard: Shipyard, repo: Repo) -> None:
 
 
 def test_bad_signature_is_refused(shipyard: Shipyard, published: Repo, tmp_path: Path) -> None:
-    from shipyard.repo.signing import generate_key
+    from shipyard.formats.signing import generate_key
 
     stranger = tmp_path / "stranger.pub"
     stranger.write_text(generate_key().public.to_text())

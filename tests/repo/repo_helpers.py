@@ -11,9 +11,9 @@ from pathlib import Path
 
 from conftest import Result, Shipyard
 from helpers import wait_until  # noqa: F401  (re-exported to the tests)
+from shipyard.formats.index import RELEASE_NAME, SIGNATURE_NAME, ChannelIndex, Release
+from shipyard.formats.signing import load_public_key, verify_detached
 from shipyard.pkg.pack import pack_directory
-from shipyard.repo.index import RELEASE_NAME, SIGNATURE_NAME, ChannelIndex, Release
-from shipyard.repo.signing import load_public_key, verify_detached
 
 
 def make_archive(workdir: Path, ident: str, version: str, *, group: str = "org.example",

@@ -13,7 +13,7 @@ from repo_helpers import coords, make_repo
 
 from conftest import Shipyard
 from shipyard.errors import VerificationError
-from shipyard.repo.signing import load_public_key, verify_detached
+from shipyard.formats.signing import load_public_key, verify_detached
 
 
 def test_init_keygen_upload_publish_list(shipyard: Shipyard, tmp_path: Path,

@@ -19,9 +19,9 @@ from repo_helpers import RepoUnderTest, coords, make_repo, wait_until
 from conftest import Shipyard
 from shipyard.config import load_settings
 from shipyard.errors import ShipyardError, VerificationError
+from shipyard.formats.signing import load_public_key
 from shipyard.pkg.client import RepositoryClient
 from shipyard.repo.publish import publish
-from shipyard.repo.signing import load_public_key
 from shipyard.repo.upload import upload
 
 # 30 kills on SQLite; 15 on PostgreSQL, where the files behave the same and what differs

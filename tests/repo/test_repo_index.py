@@ -6,8 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shipyard.coords import PackageCoord, version_key
-from shipyard.repo import index
-from shipyard.repo.index import ChannelIndex, PackageEntry, dump_json, pool_path
+from shipyard.formats import index
+from shipyard.formats.index import ChannelIndex, PackageEntry, dump_json, pool_path
 
 labels = st.from_regex(r"[a-z0-9][a-z0-9_-]{0,8}", fullmatch=True)
 versions = st.from_regex(r"[0-9][0-9a-z.+~]{0,8}", fullmatch=True).filter(

@@ -1,6 +1,6 @@
 """Read a repository as a node does: verify the release, the index, then each archive.
 
-The chain of trust, per :mod:`shipyard.repo.index`: ``current/release.json`` is checked
+The chain of trust, per :mod:`shipyard.formats.index`: ``current/release.json`` is checked
 against its detached signature by a configured key, and must not be expired; the channel
 index is fetched **by serial** from ``generations/<serial>/`` and must match the size and
 sha256 the release names; an archive is downloaded to a temporary file and must match the
@@ -28,9 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from shipyard.errors import ShipyardError, VerificationError
-from shipyard.fsutil import atomic_write, file_lock
-from shipyard.pkg.progress import ByteProgress
-from shipyard.repo.index import (
+from shipyard.formats.index import (
     RELEASE_NAME,
     SIGNATURE_NAME,
     ChannelIndex,
@@ -38,7 +36,9 @@ from shipyard.repo.index import (
     Release,
     generation_path,
 )
-from shipyard.repo.signing import PublicKey, verify_detached
+from shipyard.formats.signing import PublicKey, verify_detached
+from shipyard.fsutil import atomic_write, file_lock
+from shipyard.pkg.progress import ByteProgress
 
 MAX_RELEASE_BYTES = 4 << 20
 MAX_INDEX_BYTES = 512 << 20

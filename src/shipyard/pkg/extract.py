@@ -1,6 +1,6 @@
 """Extract a checked archive into a fresh staging dir, hashing every file as it is written.
 
-:class:`~shipyard.pkg.archive.ArchiveReader` has already refused anything but plain files
+:class:`~shipyard.formats.archive.ArchiveReader` has already refused anything but plain files
 and directories with safe names; a second wall here refuses again anything that is not a
 plain file or directory with a relative, ``..``-free name, and files are created with
 ``O_EXCL | O_NOFOLLOW`` so nothing is ever written through a pre-existing name. The sha256
@@ -22,8 +22,8 @@ import tarfile
 from pathlib import Path
 
 from shipyard.errors import ArchiveError
+from shipyard.formats.archive import CHUNK, ArchiveReader
 from shipyard.fsutil import fsync_tree
-from shipyard.pkg.archive import CHUNK, ArchiveReader
 from shipyard.pkg.progress import ByteProgress
 from shipyard.pkg.sink import ChildSink, LocalSink
 from shipyard.pkg.store import FileRecord

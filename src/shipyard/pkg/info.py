@@ -67,7 +67,7 @@ def _describe_entry(settings: Settings, coord: PackageCoord) -> dict[str, Any]:
 
 def _describe_archive(settings: Settings, archive: Path) -> dict[str, Any]:
     from shipyard.errors import UsageError
-    from shipyard.pkg.archive import ArchiveReader, Limits
+    from shipyard.formats.archive import ArchiveReader, Limits
 
     if not archive.is_file():
         raise UsageError(f"{archive}: no such archive file")

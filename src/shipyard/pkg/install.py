@@ -8,10 +8,10 @@ temporary file and check its size and sha256 against the signed index → create
 ``rename`` it into place → fsync the parent. A package dir is therefore complete with its
 record, or absent.
 
-Every member passes :class:`shipyard.pkg.archive.ArchiveReader`'s checks before it is
+Every member passes :class:`shipyard.formats.archive.ArchiveReader`'s checks before it is
 written, and the staging dir is discarded at the first refusal. A local archive
 (``pkg install ./x-1.0.tar.gz``) is first inspected in full with
-:func:`~shipyard.pkg.archive.inspect_archive`, because its manifest says where it goes and
+:func:`~shipyard.formats.archive.inspect_archive`, because its manifest says where it goes and
 nothing vouches for it. A repository archive is checked member by member in the pass that
 extracts it: its coordinate is known, its bytes are already pinned by the signed index, and
 a second inflating pass would cost a third of a large install (bench/README.md).
@@ -35,15 +35,15 @@ from typing import TYPE_CHECKING
 from shipyard.config import Settings
 from shipyard.coords import PackageCoord, Requirement
 from shipyard.errors import ArchiveError, ShipyardError, UsageError
+from shipyard.formats.archive import ArchiveReader, Limits, inspect_archive
+from shipyard.formats.index import PackageEntry
 from shipyard.fsutil import fsync_dir
 from shipyard.manifest import Manifest
 from shipyard.pkg import store
-from shipyard.pkg.archive import ArchiveReader, Limits, inspect_archive
 from shipyard.pkg.extract import extract, make_durable
 from shipyard.pkg.progress import ByteProgress
 from shipyard.pkg.store import InstalledRecord, list_installed
 from shipyard.pkg.verify import verify
-from shipyard.repo.index import PackageEntry
 
 if TYPE_CHECKING:
     from shipyard.pkg.client import RepositoryClient
@@ -87,8 +87,8 @@ def is_archive_path(target: str) -> bool:
 
 def repository_client(settings: Settings) -> RepositoryClient:
     """A :class:`RepositoryClient` for the configured repository and channel."""
+    from shipyard.formats.signing import load_public_keys
     from shipyard.pkg.client import RepositoryClient
-    from shipyard.repo.signing import load_public_keys
 
     url = str(settings.get("repo.url") or "")
     keys = load_public_keys(list(settings.get("repo.key") or []))

@@ -7,7 +7,7 @@ rebuild can be checked against the published archive. So: members in a fixed ord
 the paths sorted), mtime ``SOURCE_DATE_EPOCH`` or 0, owner 0/0 without names, modes reduced
 to 0755/0644 by the owner's exec bit, a gzip header without name or time, zstd without
 threads. The tree may hold regular files and directories only (see
-:mod:`shipyard.pkg.archive`); symlinks are refused with the path named.
+:mod:`shipyard.formats.archive`); symlinks are refused with the path named.
 
 With a ``[build] command`` the command runs via ``/bin/sh`` in the source directory with
 ``SHIPYARD_DESTDIR`` set to a fresh directory, and that directory is packed; its output is
@@ -29,9 +29,9 @@ from pathlib import Path
 from typing import IO
 
 from shipyard.errors import ShipyardError
+from shipyard.formats.archive import COMPRESSIONS, RESERVED_DIR
 from shipyard.fsutil import fsync_dir
 from shipyard.manifest import MANIFEST_NAME, Manifest, load_manifest
-from shipyard.pkg.archive import COMPRESSIONS, RESERVED_DIR
 
 SKIP_DIRS = {".git", "__pycache__"}
 SKIP_SUFFIXES = (".pyc",)

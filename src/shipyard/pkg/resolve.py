@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from shipyard.coords import PackageCoord, Requirement, newest
 from shipyard.errors import ShipyardError
-from shipyard.repo.index import ChannelIndex, PackageEntry
+from shipyard.formats.index import ChannelIndex, PackageEntry
 
 InstalledLookup = Callable[[str, str], list[str]]
 

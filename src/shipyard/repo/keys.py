@@ -13,7 +13,7 @@ from pathlib import Path
 
 from shipyard.config import Settings
 from shipyard.errors import ShipyardError
-from shipyard.repo import signing
+from shipyard.formats import signing
 from shipyard.repo.layout import CONFIG_NAME, RepoConfig
 
 

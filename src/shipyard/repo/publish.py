@@ -49,9 +49,7 @@ from pathlib import Path
 from shipyard.config import Settings
 from shipyard.coords import PackageCoord
 from shipyard.errors import LockTimeout, ShipyardError
-from shipyard.fsutil import atomic_symlink, atomic_write, file_lock, fsync_dir, sha256_file
-from shipyard.repo import activity
-from shipyard.repo.index import (
+from shipyard.formats.index import (
     RELEASE_NAME,
     SIGNATURE_NAME,
     ChannelIndex,
@@ -64,10 +62,12 @@ from shipyard.repo.index import (
     pool_path,
     sha256_bytes,
 )
+from shipyard.formats.signing import PrivateKey, sign_detached
+from shipyard.fsutil import atomic_symlink, atomic_write, file_lock, fsync_dir, sha256_file
+from shipyard.repo import activity
 from shipyard.repo.keys import load_signing_key
 from shipyard.repo.layout import Repository, open_repository
 from shipyard.repo.runparts import RunPartsError, run_parts
-from shipyard.repo.signing import PrivateKey, sign_detached
 from shipyard.repo.store import Key, RepoStore
 from shipyard.repo.upload import QueuedUpload, queued, validate_archive
 
@@ -262,7 +262,7 @@ class _Run:
         if not item.archive.is_file():
             raise ShipyardError(f"upload {item.name} does not hold exactly one archive")
         manifest = validate_archive(self.settings, item.archive)
-        from shipyard.pkg.archive import compression_of
+        from shipyard.formats.archive import compression_of
 
         digest = sha256_file(item.archive)
         if item.sha256 is not None and item.sha256 != digest:

@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from shipyard.coords import PackageCoord, newest
 from shipyard.db import make_engine, normalise_url
 from shipyard.db.repo_models import RepoChannel, RepoChannelPackage, RepoPackage, RepoPublication
-from shipyard.repo.index import PackageEntry
+from shipyard.formats.index import PackageEntry
 
 PKG = RepoPackage.__table__
 CHAN = RepoChannel.__table__

@@ -47,7 +47,7 @@ class QueuedUpload:
 
 def validate_archive(settings: Settings | None, path: Path) -> Manifest:
     """The package checks every archive passes before it enters the repository."""
-    from shipyard.pkg.archive import inspect_archive
+    from shipyard.formats.archive import inspect_archive
 
     if settings is None:
         return inspect_archive(path)

@@ -19,7 +19,7 @@ from sqlalchemy import and_, case, func, select
 from shipyard.coords import version_key
 from shipyard.db.models import ScriptActivity
 from shipyard.errors import ShipyardError
-from shipyard.repo.index import ChannelIndex, Release
+from shipyard.formats.index import ChannelIndex, Release
 from shipyard.repo.store import aware, engine_for
 
 TABLE = ScriptActivity.__table__
