@@ -18,10 +18,12 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests bench scripts
+	PYTHONPATH=src $(BIN)/lint-imports
 	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench scripts
+	PYTHONPATH=src $(BIN)/lint-imports
 
 bench: $(STAMP)
 	# The publish peer, apt-ftparchive, is a Debian package (the other peers pip-install

@@ -18,9 +18,10 @@ from fastapi.routing import APIRoute
 
 from shipyard.config import load_settings
 from shipyard.db.farm_models import ROLES
-from shipyard.farm.app import ROUTE_ROLES, create_app
+from shipyard.farm.app import ROUTE_ROLES
 from shipyard.farm.db import FarmDB
 from shipyard.farm.tokens import create_token, revoke_token
+from shipyard.server import create_app
 
 READ_METHODS = {"GET", "HEAD", "OPTIONS"}
 

@@ -15,9 +15,9 @@ from pkgkit import make_source, pack
 from conftest import Shipyard
 from helpers import wait_until
 from shipyard.config import load_settings
+from shipyard.node import uninstall
 from shipyard.pkg import store
 from shipyard.pkg.extract import CHILD_MIN
-from shipyard.pkg.install import uninstall
 from shipyard.pkg.verify import verify_record
 
 ITERATIONS = 30

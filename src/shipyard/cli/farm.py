@@ -61,13 +61,6 @@ def _client(ctx: typer.Context, url: str | None, token: str | None, *,
     return FarmClient(_coordinator_url(effective, url), secret or None)
 
 
-def _parse_bind(bind: str) -> tuple[str, int]:
-    host, sep, port = bind.rpartition(":")
-    if not sep or not port.isdigit() or not host:
-        raise UsageError(f"--bind {bind!r}: expected HOST:PORT, e.g. 127.0.0.1:8470")
-    return host.strip("[]"), int(port)
-
-
 # ---------------------------------------------------------------------------------------
 # serve / worker
 
@@ -83,40 +76,18 @@ def serve(
     access_log: bool = typer.Option(False, "--access-log", help="Log every HTTP request."),
 ) -> None:
     """Run the coordinator (FastAPI under Uvicorn; OpenAPI at /docs)."""
-    import socket
-
-    import uvicorn
-
-    from shipyard.farm.app import create_app
-    from shipyard.farm.db import default_db_url
+    from shipyard import server
+    from shipyard.farm.db import default_db_url, redact
 
     effective = settings(ctx, farm__bind=bind, farm__db=db)
-    host, port = _parse_bind(str(effective.get("farm.bind")))
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets that say so, and
-    # without it every small response waits ~40 ms for a delayed ACK (Nagle).
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        raise ShipyardError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
-    sock.listen(512)
-    actual = sock.getsockname()[1]
-    shown = f"[{host}]" if family == socket.AF_INET6 else host
+    sock, address = server.listen(str(effective.get("farm.bind")))
     url = default_db_url(effective)
-    app = create_app(effective, url, repo, bind=f"{shown}:{actual}")
-    config = uvicorn.Config(app, log_level="info" if access_log else "warning",
-                            access_log=access_log, lifespan="on",
-                            timeout_graceful_shutdown=3, timeout_keep_alive=75)
-    server = uvicorn.Server(config)
-    from shipyard.farm.db import redact
-
-    sys.stdout.write(f"shipyard farm: coordinator listening on http://{shown}:{actual} "
+    app = server.create_app(effective, url, repo, bind=address)
+    sys.stdout.write(f"shipyard farm: coordinator listening on http://{address} "
                      f"(database {redact(url)}"
                      + (f", repository {repo.absolute()}" if repo else "") + ")\n")
     sys.stdout.flush()
-    server.run(sockets=[sock])
+    server.serve(app, sock, access_log=access_log)
 
 
 @app.command("worker")

@@ -70,7 +70,7 @@ def install(
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
 ) -> None:
     """Install a package and what it requires, atomically."""
-    from shipyard.pkg.install import install as do_install
+    from shipyard.node import install as do_install
 
     effective = settings(ctx, repo__channel=channel, repo__url=repo_url)
     echo = None if as_json else (lambda line: sys.stdout.write(line + "\n"))
@@ -94,7 +94,7 @@ def uninstall(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Remove an installed package (refused while a registered instance uses it)."""
-    from shipyard.pkg.install import uninstall as do_uninstall
+    from shipyard.node import uninstall as do_uninstall
 
     result = do_uninstall(settings(ctx), coord, force=force)
     if as_json:

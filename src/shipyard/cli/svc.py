@@ -67,7 +67,7 @@ def register_cmd(
     json_: bool = JSON,
 ) -> None:
     """Register an instance of an installed service package."""
-    from shipyard.svc.register import register
+    from shipyard.node import register
 
     change = register(settings(ctx), service, package, boot_flag=boot, after=after or [],
                       user=user, params=params or [])
@@ -90,7 +90,7 @@ def unregister_cmd(
     stop: bool = typer.Option(False, "--stop", help="Stop the instance first if it runs."),
 ) -> None:
     """Remove an instance from the registry (refused while it runs, unless --stop)."""
-    from shipyard.svc.register import unregister
+    from shipyard.node import unregister
 
     change = unregister(settings(ctx), service, stop=stop)
     typer.echo(change.message)
@@ -159,7 +159,7 @@ def upgrade_cmd(
     json_: bool = JSON,
 ) -> None:
     """Install another version, restart the instance on it, relink; roll back if it fails."""
-    from shipyard.svc.upgrade import upgrade
+    from shipyard.node import upgrade
 
     effective = settings(ctx, repo__channel=channel, svc__start_grace=grace)
     say = None if json_ else typer.echo

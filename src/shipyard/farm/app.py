@@ -139,8 +139,9 @@ def _coordinator(request: Request) -> Coordinator:
 
 def create_app(settings: Settings, db_url: str, repo_dir: str | os.PathLike[str] | None = None,
                *, bind: str | None = None) -> FastAPI:
-    """The coordinator application over the database at ``db_url``; with ``repo_dir``,
-    successful builds are uploaded to that repository and published."""
+    """The coordinator's API over the database at ``db_url``; with ``repo_dir``,
+    successful builds are uploaded to that repository and published. The web pages are
+    added by :func:`shipyard.server.create_app`."""
     repo = Path(repo_dir).absolute() if repo_dir else None
     if repo is not None and not (repo / "repo.ini").is_file():
         raise ShipyardError(f"{repo} is not a repository (no repo.ini; run shipyard repo init)")
@@ -173,9 +174,6 @@ def create_app(settings: Settings, db_url: str, repo_dir: str | os.PathLike[str]
     app.include_router(_public_routes())
     app.include_router(_worker_routes())
     app.include_router(_control_routes())
-    from shipyard.web.pages import install as install_pages  # the web UI (shipyard.web)
-
-    install_pages(app)
     return app
 
 

@@ -107,8 +107,6 @@ def install(settings: Settings, target: str, *, unsigned: bool = False,
     else:
         coord = PackageCoord.parse(target)
         results = _install_from_repository(settings, coord, progress=progress, say=say)
-    if any(r.status == "installed" for r in results):
-        results[-1].warnings.extend(_after_change(settings))
     return results
 
 
@@ -295,15 +293,18 @@ def resolve_installed(settings: Settings, text: str | PackageCoord) -> Installed
     return records[0]
 
 
-def uninstall(settings: Settings, coord: str | PackageCoord, force: bool = False
-              ) -> UninstallResult:
-    """Remove an installed package: tombstone rename, fsync, delete."""
-    from shipyard.svc.registry import instances_using
+def uninstall(settings: Settings, coord: str | PackageCoord, force: bool = False, *,
+              users_of: Callable[[PackageCoord], list[str]]) -> UninstallResult:
+    """Remove an installed package: tombstone rename, fsync, delete.
 
+    ``users_of`` names the registered instances that use a package (the service registry
+    is a higher stage's knowledge, :mod:`shipyard.node` passes it in); it is asked under
+    the install lock, so no install or uninstall can slip in between check and removal.
+    """
     with store.install_lock(settings):
         record = resolve_installed(settings, coord)
         target = record.coord
-        users = [str(c) for c in instances_using(settings, target)]
+        users = [str(c) for c in users_of(target)]
         if users and not force:
             raise ShipyardError(f"{target} is used by registered instance(s) "
                                 f"{', '.join(users)}; unregister them first or pass --force")
@@ -318,7 +319,6 @@ def uninstall(settings: Settings, coord: str | PackageCoord, force: bool = False
     if users:
         warnings.insert(0, f"removed {target} although instance(s) {', '.join(users)} use it "
                            "(--force)")
-    warnings.extend(_after_change(settings))
     return UninstallResult(target, pkg_dir, users, warnings)
 
 
@@ -340,12 +340,3 @@ def _orphaned_dependents(settings: Settings, removed: PackageCoord) -> list[str]
                                 "installed")
     return warnings
 
-
-def _after_change(settings: Settings) -> list[str]:
-    """Let links follow the change; a link problem never undoes the package change."""
-    from shipyard.link.hooks import after_change
-
-    try:
-        return [str(line) for line in after_change(settings)]
-    except Exception as exc:  # the hook must not raise; report if it does anyway
-        return [f"link reconcile failed: {type(exc).__name__}: {exc}"]

@@ -7,9 +7,8 @@ form, and ``after`` instances that must not close a cycle. The file is written a
 leaves either the old file or the new one; temporary files an earlier crash left behind
 are swept under the same lock.
 
-Links follow every change: :func:`shipyard.link.hooks.after_register` and
-:func:`~shipyard.link.hooks.after_change` run after the file is in place; what they report
-comes back as warnings, because the registration itself has already succeeded.
+Links follow every change, but not from here: the link stage sits above this one, so
+:mod:`shipyard.node` runs the link hooks after :func:`register`/:func:`unregister` return.
 """
 
 from __future__ import annotations
@@ -60,29 +59,6 @@ def sweep_temporaries(settings: Settings) -> list[str]:
     return removed
 
 
-def _as_list(value: object) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [value] if value else []
-    if isinstance(value, list | tuple):
-        return [str(v) for v in value if v]
-    return []
-
-
-def _link_hooks(settings: Settings, registration: Registration | None) -> list[str]:
-    from shipyard.link import hooks
-
-    warnings: list[str] = []
-    try:
-        if registration is not None:
-            warnings += _as_list(hooks.after_register(settings, registration))
-        warnings += _as_list(hooks.after_change(settings))
-    except ShipyardError as exc:
-        warnings.append(f"links: {exc.message}")
-    return warnings
-
-
 def register(settings: Settings, coordinate_text: str, package_text: str, *,
              boot_flag: bool = True, after: list[str] | None = None,
              user: str | None = None, params: list[str] | None = None) -> Change:
@@ -120,7 +96,6 @@ def register(settings: Settings, coordinate_text: str, package_text: str, *,
     if unknown:
         warnings.append(f"--after names instances that are not registered (yet): "
                         f"{', '.join(unknown)}")
-    warnings += _link_hooks(settings, registration)
     return Change(registration, message, warnings)
 
 
@@ -139,4 +114,4 @@ def unregister(settings: Settings, coordinate_text: str, *, stop: bool = False) 
         raise ShipyardError(f"unknown service {coordinate}: not registered")
     message = "; ".join([*notes, f"unregistered {coordinate} (its runtime dir stays until "
                                   "svc cleanup)"])
-    return Change(reg, message, _link_hooks(settings, None))
+    return Change(reg, message)

@@ -191,7 +191,7 @@ def _upgrade(settings: Settings, old_reg: Registration, journal: Path, *, to: st
                              message=f"{name} uses {old_reg.package}, newer than the "
                                      f"channel's newest {target}; nothing to do")
 
-    from shipyard.pkg.install import install
+    from shipyard.node.operations import install
 
     installed = install(settings, str(target), echo=echo)
     fresh = [str(r.coord) for r in installed if r.status == "installed"]
@@ -232,8 +232,8 @@ def _remove_old(settings: Settings, previous: list[PackageCoord], target: Packag
                 keep_old: bool, echo: Say, warnings: list[str]) -> str | None:
     """Uninstall the previous version(s) once nothing needs them any more; the first one
     removed is reported."""
+    from shipyard.node.operations import uninstall
     from shipyard.pkg import store
-    from shipyard.pkg.install import uninstall
 
     removed: list[str] = []
     for old in dict.fromkeys(previous):
@@ -275,7 +275,7 @@ def _rollback(settings: Settings, old_reg: Registration, target: PackageCoord,
         state = "NOT running"
     problems += [w for w in _link_warnings(settings, old_reg) if w]
     if str(target) in fresh and not registry.instances_using(settings, target):
-        from shipyard.pkg.install import uninstall
+        from shipyard.node.operations import uninstall
 
         with contextlib.suppress(ShipyardError):
             uninstall(settings, target)
