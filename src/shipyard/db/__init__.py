@@ -3,6 +3,9 @@
 SQLite by default, PostgreSQL by URL. Schema changes go through the Alembic migrations in
 ``shipyard/db/migrations``; :func:`upgrade` applies them and is called by every process
 that opens a database, so a fresh database and an old one end at the same schema.
+
+Layer (docs/architecture.md): beside ``formats``, above the base modules only; the stages
+that own tables (repo, farm, web) read them through their own modules.
 """
 
 from __future__ import annotations

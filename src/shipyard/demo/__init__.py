@@ -15,4 +15,8 @@ git as subprocesses), :mod:`.waiting` (deadlines), :mod:`.netutil` (loopback por
 register, boot, link, ask the chat server), :mod:`.mail` (the caught mail),
 :mod:`.summary` (tables), :mod:`.steps` (the six steps) and :mod:`.runner` (progress
 lines, failure, Ctrl-C and the clean stop).
+
+Layer (docs/architecture.md): beside ``server``, below ``cli``; it drives the other stages
+as an operator does, through the ``shipyard`` command (``farm serve`` starts the
+coordinator through :mod:`shipyard.server`).
 """

@@ -7,4 +7,8 @@ loops, :mod:`.worker` and :mod:`.checkout` the worker, :mod:`.hook` the push hoo
 :mod:`.mailer` and :mod:`.publisher` what follows a failure or a success, :mod:`.tokens`
 the API tokens, :mod:`.client` the HTTP client they share. docs/farm.md is the operator's
 page.
+
+Layer (docs/architecture.md): above ``node`` and ``repo`` (the publisher uploads and
+publishes through :mod:`shipyard.repo`), below ``web``: :func:`.app.create_app` is the JSON
+API only, and :mod:`shipyard.server` adds the pages.
 """

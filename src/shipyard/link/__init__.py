@@ -1,0 +1,11 @@
+"""Links: adapters that wire announcers (transports) to acceptors (servers).
+
+Layer (docs/architecture.md): above ``svc`` (it reads the registry and runtime dirs),
+below ``node``. The planning in :mod:`.reconcile` decides what to change; running the
+adapters is apart from it.
+
+Public face: :mod:`.reconcile` (``reconcile``: "make everything good"), :mod:`.hooks`
+(``after_register``, ``after_change``: what :mod:`shipyard.node` runs after a change;
+they never raise), :mod:`.admin` (rows, disable, enable, set_hostname), :mod:`.generate`
+(the announcer's generated config).
+"""

@@ -1,10 +1,11 @@
 """Entry points other stages call so links follow every change ("make everything good").
 
-``svc register`` calls :func:`after_register` (generate the announcer's link config), and
-``svc register``/``unregister`` and ``pkg install``/``uninstall`` call :func:`after_change`
-(reconcile). Both must never raise for a link problem: they report it and return, because
-the change that triggered them has already happened and succeeded. Their problems are
-one-line strings the caller prints as warnings; nothing here prints a password.
+:mod:`shipyard.node` calls :func:`after_register` after ``svc register`` and ``svc upgrade``
+(generate the announcer's link config), and :func:`after_change` (reconcile) after every
+register, unregister, upgrade, ``pkg install`` and ``pkg uninstall``. Both must never
+raise for a link problem: they report it and return, because the change that triggered
+them has already happened and succeeded. Their problems are one-line strings the caller
+prints as warnings; nothing here prints a password.
 """
 
 from __future__ import annotations
