@@ -9,15 +9,16 @@ it: it comes back as a warning line, because the change has already happened.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from shipyard.config import Settings
 from shipyard.coords import PackageCoord
 from shipyard.pkg import install as pkg_install
 from shipyard.pkg.install import InstallResult, UninstallResult
-from shipyard.svc import register as svc_register
-from shipyard.svc import registry
-from shipyard.svc.register import Change
-from shipyard.svc.registry import Registration
+
+if TYPE_CHECKING:  # the service stage is imported by the calls that need it (start-up time)
+    from shipyard.svc.register import Change
+    from shipyard.svc.registry import Registration
 
 Echo = Callable[[str], None]
 
@@ -52,6 +53,8 @@ def install(settings: Settings, target: str, *, unsigned: bool = False,
 
 def instances_using(settings: Settings, coord: PackageCoord) -> list[str]:
     """The registered instances that run ``coord`` (what uninstall must not pull away)."""
+    from shipyard.svc import registry
+
     return [str(c) for c in registry.instances_using(settings, coord)]
 
 
@@ -69,6 +72,8 @@ def register(settings: Settings, coordinate_text: str, package_text: str, *,
              boot_flag: bool = True, after: list[str] | None = None,
              user: str | None = None, params: list[str] | None = None) -> Change:
     """``svc register``, then generate the instance's link config and reconcile."""
+    from shipyard.svc import register as svc_register
+
     change = svc_register.register(settings, coordinate_text, package_text,
                                    boot_flag=boot_flag, after=after, user=user, params=params)
     change.warnings += relink(settings, change.registration)
@@ -77,6 +82,8 @@ def register(settings: Settings, coordinate_text: str, package_text: str, *,
 
 def unregister(settings: Settings, coordinate_text: str, *, stop: bool = False) -> Change:
     """``svc unregister``, then reconcile (its links are taken down)."""
+    from shipyard.svc import register as svc_register
+
     change = svc_register.unregister(settings, coordinate_text, stop=stop)
     change.warnings += relink(settings)
     return change
