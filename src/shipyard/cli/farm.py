@@ -279,11 +279,13 @@ def hook_flush(
 
 def _build_row(build: dict[str, Any]) -> tuple[Any, ...]:
     return (build["id"], build["package"], build.get("version") or "",
-            (build.get("commit") or "")[:12], build["state"], build.get("worker") or "",
-            build.get("attempt"), (build.get("requested_at") or "")[:19].replace("T", " "),
-            build.get("reason") or "")
+            (build.get("commit") or "")[:12], build.get("status") or build["state"],
+            build.get("worker") or "", build.get("attempt"),
+            (build.get("requested_at") or "")[:19].replace("T", " "),
+            build.get("reason") or build.get("publish_error") or "")
 
 
+UNSUCCESSFUL = ("failed", "aborted", "cancelled", "publish-failed")
 BUILD_COLUMNS = ["id", "package", "version", "commit", "state", "worker", "attempt",
                  "requested", "reason"]
 
@@ -349,7 +351,7 @@ def build_requeue(
 def build_list(
     ctx: typer.Context,
     state: str = typer.Option(None, "--state", help="queued, running, succeeded, failed, "
-                                                    "aborted or cancelled."),
+                                                    "aborted, cancelled or publish-failed."),
     package: str = typer.Option(None, "--package", help="group:id"),
     limit: int = typer.Option(50, "--limit", min=1, max=1000),
     coordinator: str = typer.Option(None, "--coordinator", help=COORD_HELP),
@@ -373,20 +375,23 @@ def build_show(
     coordinator: str = typer.Option(None, "--coordinator", help=COORD_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
 ) -> None:
-    """Show one build."""
+    """Show one build. Exits 1 when it ended without an installable package (failed,
+    aborted, cancelled, or built but refused by the repository: publish-failed)."""
     with _client(ctx, coordinator, None) as client:
         build = client.get(f"/api/builds/{build_id}")
     if as_json:
         print_json(build)
-        return
-    skip = {"tail"}
-    for key in sorted(build):
-        if key in skip:
-            continue
-        value = build[key]
-        if isinstance(value, dict):
-            value = ", ".join(f"{k}={v}" for k, v in value.items())
-        sys.stdout.write(f"{key:18} {'' if value is None else value}\n")
+    else:
+        skip = {"tail"}
+        for key in sorted(build):
+            if key in skip:
+                continue
+            value = build[key]
+            if isinstance(value, dict):
+                value = ", ".join(f"{k}={v}" for k, v in value.items())
+            sys.stdout.write(f"{key:18} {'' if value is None else value}\n")
+    if build.get("status", build["state"]) in UNSUCCESSFUL:
+        raise typer.Exit(1)
 
 
 @build_app.command("log")

@@ -236,6 +236,8 @@ class Coordinator:
             self.wake_publisher()
         else:
             self._publish_backoff = 1.0
+        if self.last_publish.get("errors"):
+            self.wake_mailer()  # the maintainers of refused packages learn why
 
     def _listen(self) -> None:
         """LISTEN for requests queued through other coordinators (PostgreSQL). A listener
