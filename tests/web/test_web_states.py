@@ -18,7 +18,6 @@ from shipyard.db.farm_models import BUILD_STATES, FarmBuild, FarmLogChunk, FarmP
 from shipyard.farm.app import create_app
 from shipyard.farm.db import FarmDB, utcnow
 
-
 PUBLISH_STATES = (None, "pending", "uploaded", "published", "error")
 FILTER_STATES = (*BUILD_STATES, "publish-failed")
 REFUSED = "the repository holds org.example:pkg-succeeded-error 1.0 with other content"

@@ -70,7 +70,7 @@ MAIL_TAIL_LINES = 40
 # build's own result stands, and its lease/attempt logic never sees it) but what every view
 # shows and what the filters accept, so it never passes for a success.
 PUBLISH_FAILED = "publish-failed"
-FILTER_STATES = BUILD_STATES + (PUBLISH_FAILED,)
+FILTER_STATES = (*BUILD_STATES, PUBLISH_FAILED)
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,99}")
 
 B = FarmBuild.__table__
