@@ -61,6 +61,21 @@ def _client(ctx: typer.Context, url: str | None, token: str | None, *,
     return FarmClient(_coordinator_url(effective, url), secret or None)
 
 
+def _inherited_socket(fd: int) -> Any:
+    import socket
+
+    try:
+        sock = socket.socket(fileno=fd)
+    except OSError as exc:
+        raise UsageError(f"--socket-fd {fd}: not an open socket ({exc.strerror})") from None
+    if sock.type != socket.SOCK_STREAM or sock.family not in (socket.AF_INET,
+                                                              socket.AF_INET6):
+        raise UsageError(f"--socket-fd {fd}: not a TCP socket")
+    if not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+        raise UsageError(f"--socket-fd {fd}: the socket is not listening")
+    return sock
+
+
 def _parse_bind(bind: str) -> tuple[str, int]:
     host, sep, port = bind.rpartition(":")
     if not sep or not port.isdigit() or not host:
@@ -81,8 +96,15 @@ def serve(
     repo: Path = typer.Option(None, "--repo", help="Repository that receives built "
                                                    "packages (upload + publish)."),
     access_log: bool = typer.Option(False, "--access-log", help="Log every HTTP request."),
+    no_publish: bool = typer.Option(False, "--no-publish",
+                                    help="Show --repo on the pages but neither upload nor "
+                                         "publish to it (no signing key needed)."),
+    socket_fd: int = typer.Option(None, "--socket-fd", min=0,
+                                  help="Serve on this inherited, listening socket instead "
+                                       "of binding farm.bind (a supervisor bound it)."),
 ) -> None:
-    """Run the coordinator (FastAPI under Uvicorn; OpenAPI at /docs)."""
+    """Run the coordinator (FastAPI under Uvicorn; OpenAPI at /docs). With --repo it
+    refuses to start without the repository's signing key (see repo keygen)."""
     import socket
 
     import uvicorn
@@ -91,29 +113,35 @@ def serve(
     from shipyard.farm.db import default_db_url
 
     effective = settings(ctx, farm__bind=bind, farm__db=db)
-    host, port = _parse_bind(str(effective.get("farm.bind")))
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets that say so, and
-    # without it every small response waits ~40 ms for a delayed ACK (Nagle).
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        raise ShipyardError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
-    sock.listen(512)
-    actual = sock.getsockname()[1]
+    if socket_fd is not None:
+        sock = _inherited_socket(socket_fd)
+        host, actual = sock.getsockname()[:2]
+        family = sock.family
+    else:
+        host, port = _parse_bind(str(effective.get("farm.bind")))
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets that say so, and
+        # without it every small response waits ~40 ms for a delayed ACK (Nagle).
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise ShipyardError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+        sock.listen(512)
+        actual = sock.getsockname()[1]
     shown = f"[{host}]" if family == socket.AF_INET6 else host
     url = default_db_url(effective)
-    app = create_app(effective, url, repo, bind=f"{shown}:{actual}")
+    app = create_app(effective, url, repo, bind=f"{shown}:{actual}", publish=not no_publish)
     config = uvicorn.Config(app, log_level="info" if access_log else "warning",
                             access_log=access_log, lifespan="on",
                             timeout_graceful_shutdown=3, timeout_keep_alive=75)
     server = uvicorn.Server(config)
     from shipyard.farm.db import redact
 
+    instance = app.state.coordinator.instance
     sys.stdout.write(f"shipyard farm: coordinator listening on http://{shown}:{actual} "
-                     f"(database {redact(url)}"
+                     f"(instance {instance}, database {redact(url)}"
                      + (f", repository {repo.absolute()}" if repo else "") + ")\n")
     sys.stdout.flush()
     server.run(sockets=[sock])
