@@ -109,6 +109,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("farm.max_upload_bytes", "int", 1 << 30, "largest package upload"),
     Setting("farm.artifacts", "path", _under("paths.state", "farm-artifacts"),
             "where the coordinator keeps uploaded packages (shared by all coordinators)"),
+    Setting("farm.trusted_proxies", "list", [],
+            "reverse proxies (addresses or networks) whose X-Forwarded-For the coordinator "
+            "believes; empty: none, the peer address counts"),
     Setting("farm.token", "str", "", "token farm client commands send (worker, hook, admin)"),
     Setting("farm.poll_seconds", "float", 1.0,
             "how often a waiting claim re-reads the queue (other coordinators' requests)"),

@@ -133,7 +133,13 @@ def serve(
     shown = f"[{host}]" if family == socket.AF_INET6 else host
     url = default_db_url(effective)
     app = create_app(effective, url, repo, bind=f"{shown}:{actual}", publish=not no_publish)
+    # X-Forwarded-For/-Proto only from the configured reverse proxies: Uvicorn would
+    # otherwise believe them from 127.0.0.1, and any local client could pick its address
+    # (and dodge the sign-in limit, which counts per address).
+    trusted = [str(p) for p in effective.get("farm.trusted_proxies") or []]
     config = uvicorn.Config(app, log_level="info" if access_log else "warning",
+                            proxy_headers=bool(trusted),
+                            forwarded_allow_ips=",".join(trusted) if trusted else "",
                             access_log=access_log, lifespan="on",
                             timeout_graceful_shutdown=3, timeout_keep_alive=75)
     server = uvicorn.Server(config)
