@@ -34,6 +34,8 @@ app.add_typer(farm_user.app, name="user")
 DB_HELP = "Farm database URL (default: farm.db, else SQLite under the state dir)."
 COORD_HELP = "Coordinator URL (default: farm.url, else http://<farm.bind>)."
 TOKEN_HELP = "API token (default: farm.token / SHIPYARD_FARM_TOKEN)."
+TOKEN_FILE_HELP = ("File holding the token, mode 0600 (unlike --token, never shown by ps); "
+                   "default: SHIPYARD_FARM_TOKEN or farm.token.")
 
 
 def _db(ctx: typer.Context, db: str | None) -> Any:
@@ -59,6 +61,35 @@ def _client(ctx: typer.Context, url: str | None, token: str | None, *,
         raise UsageError("this command needs a token: --token or farm.token "
                          "(SHIPYARD_FARM_TOKEN)")
     return FarmClient(_coordinator_url(effective, url), secret or None)
+
+
+def read_token_file(path: Path) -> str:
+    """The token in ``path``, refusing a file other users may read (like ssh its keys)."""
+    try:
+        info = path.stat()
+        text = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise UsageError(f"--token-file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"--token-file {path}: not a text file") from None
+    if info.st_mode & 0o077:
+        raise UsageError(f"--token-file {path} is readable by other users (mode "
+                         f"{info.st_mode & 0o777:04o}): chmod 600 {path}")
+    if not text or len(text.split()) != 1:
+        raise UsageError(f"--token-file {path}: expected one token on one line")
+    return text
+
+
+def _secret_token(ctx: typer.Context, token: str | None, token_file: Path | None) -> str:
+    """--token-file, else --token (with a warning: ps shows it), else farm.token."""
+    if token_file is not None:
+        if token:
+            raise UsageError("give --token-file or --token, not both")
+        return read_token_file(token_file)
+    if token:
+        sys.stderr.write("shipyard: warning: --token is visible to every local user (ps, "
+                         "/proc); use --token-file or SHIPYARD_FARM_TOKEN\n")
+    return str(settings(ctx, farm__token=token).get("farm.token") or "").strip()
 
 
 def _inherited_socket(fd: int) -> Any:
@@ -169,6 +200,7 @@ def worker(
                              help="Serve a redirect to this worker's page on PORT."),
     keep_failed: bool = typer.Option(False, "--keep-failed",
                                      help="Keep the directories of failed builds."),
+    token_file: Path = typer.Option(None, "--token-file", help=TOKEN_FILE_HELP),
 ) -> None:
     """Run a build worker: claim builds from the coordinator and run them."""
     from shipyard.farm.worker import (
@@ -179,10 +211,11 @@ def worker(
         default_platform,
     )
 
-    effective = settings(ctx, farm__token=token)
-    secret = str(effective.get("farm.token") or "").strip()
+    secret = _secret_token(ctx, token, token_file)
     if not secret:
-        raise UsageError("a worker needs a token: --token or farm.token (SHIPYARD_FARM_TOKEN)")
+        raise UsageError("a worker needs a token: --token-file, SHIPYARD_FARM_TOKEN or "
+                         "farm.token in a 0600 config file")
+    effective = settings(ctx)
     check_git()
     worker_name = name or default_name()
     options = WorkerOptions(
@@ -260,18 +293,26 @@ def _short(moment: Any) -> str:
 
 @hook_app.command("install")
 def hook_install(
+    ctx: typer.Context,
     bare: Path = typer.Argument(..., help="The bare git repository."),
     coordinator: str = typer.Option(..., "--coordinator", help="Coordinator URL."),
-    token: str = typer.Option(..., "--token", help="A hook (or admin) token."),
+    token: str = typer.Option(None, "--token", help="A hook (or admin) token (visible in "
+                                                    "ps: prefer --token-file)."),
+    token_file: Path = typer.Option(None, "--token-file", help=TOKEN_FILE_HELP),
     repo_url: str = typer.Option(None, "--repo-url",
                                  help="URL workers clone from (default: the bare repo's "
                                       "path)."),
     force: bool = typer.Option(False, "--force", help="Replace a foreign post-receive hook."),
 ) -> None:
-    """Install the post-receive hook that requests builds on push."""
+    """Install the post-receive hook that requests builds on push (as the repository's
+    owner, or as root: the files it writes then belong to the repository's owner)."""
     from shipyard.farm.hook import install
 
-    hook = install(bare, coordinator, token, repo_url, force=force)
+    secret = _secret_token(ctx, token, token_file)
+    if not secret:
+        raise UsageError("the hook needs a hook (or admin) token: --token-file or "
+                         "SHIPYARD_FARM_TOKEN")
+    hook = install(bare, coordinator, secret, repo_url, force=force)
     sys.stdout.write(f"installed {hook}\n")
 
 
