@@ -41,14 +41,18 @@
     var source = new EventSource(url);
     if (status) { status.hidden = false; }
     // Open at the end and follow new lines until the reader scrolls up; scrolling back
-    // to the bottom follows again. Only the reader's scrolls change the choice: the
-    // position is checked on their scroll events, never after lines arrived.
+    // to the bottom follows again. Any move up stops following at once (a smooth scroll
+    // passes near the bottom first), and following only ever moves the box down.
     var atEnd = function () {
       return log.scrollHeight - log.scrollTop - log.clientHeight < 40;
     };
     var follow = true;
-    var toEnd = function () { log.scrollTop = log.scrollHeight; };
-    log.addEventListener("scroll", function () { follow = atEnd(); });
+    var lastTop = 0;
+    var toEnd = function () { log.scrollTop = log.scrollHeight; lastTop = log.scrollTop; };
+    log.addEventListener("scroll", function () {
+      if (log.scrollTop < lastTop - 1) { follow = false; } else if (atEnd()) { follow = true; }
+      lastTop = log.scrollTop;
+    });
     toEnd();
     source.addEventListener("log", function (event) {
       var data = JSON.parse(event.data);
