@@ -102,8 +102,13 @@ class Machine:
                                         "--name", "demo-push-hook").stdout.strip()
 
     def install_hook(self) -> None:
+        # As the docs say: the token from a 0600 file, never on the command line.
+        token_file = self.layout.farm_home / "etc" / "hook.token"
+        token_file.parent.mkdir(parents=True, exist_ok=True)
+        token_file.touch(mode=0o600)
+        token_file.write_text(self.hook_token + "\n", encoding="utf-8")
         self.farm.run("farm", "hook", "install", str(self.layout.bare), "--coordinator",
-                      self.url, "--token", self.hook_token)
+                      self.url, "--token-file", str(token_file))
 
     # -- processes ----------------------------------------------------------------------
 
