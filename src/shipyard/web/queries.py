@@ -29,7 +29,7 @@ def publish_backlog(db: FarmDB, cfg: FarmConfig, limit: int = 50) -> dict[str, A
         waiting = session.scalar(select(func.count()).select_from(FarmBuild).where(
             FarmBuild.publish_state.in_(("pending", "uploaded")))) or 0
         table = FarmBuild.__table__
-        errors = [build_view(row._mapping, cfg) for row in session.execute(
+        errors = [build_view(dict(row._mapping), cfg) for row in session.execute(
             select(table).where(table.c.publish_state == "error")
             .order_by(table.c.id.desc()).limit(limit))]
         published = session.scalar(select(func.count()).select_from(FarmBuild).where(
