@@ -29,7 +29,8 @@ def client(shipyard: Shipyard, tmp_path: Path) -> Iterator[tuple[TestClient, dic
     shipyard.run("repo", "init", str(repo))
     db_url = f"sqlite:///{tmp_path / 'farm.sqlite'}"
     settings = load_settings(home=shipyard.home, env={})
-    app = create_app(settings, db_url, repo)  # no lifespan: nothing runs in the background
+    # Publishing off (no signing key needed): the pages are the subject, not the publisher.
+    app = create_app(settings, db_url, repo, publish=False)
     ids: dict[str, int] = {}
     db = FarmDB(db_url)
     now = utcnow()
