@@ -2,7 +2,9 @@
 
 Thin by design: parse, call :mod:`shipyard.farm`, print. Token and stale commands open the
 farm database directly (``--db`` / ``farm.db``); build and worker commands talk to a
-coordinator (``--coordinator`` / ``farm.url``, ``--token`` / ``farm.token``).
+coordinator (``--coordinator`` / ``farm.url``, ``--token-file``, ``SHIPYARD_FARM_TOKEN`` or
+``farm.token``). Longer than 400 lines because it is one command group with five
+sub-groups; each command stays a few lines over the farm's face.
 """
 
 from __future__ import annotations
