@@ -14,6 +14,8 @@ import tarfile
 import textwrap
 from pathlib import Path
 
+import httpx
+
 from conftest import Shipyard
 from farm.farmkit import (  # noqa: F401  (fixtures)
     Farm,
@@ -147,6 +149,11 @@ def test_push_build_publish_install_break_mail_fix(
     assert shown.returncode == 1 and "publish-failed" in shown.stdout
     mail = mail_about(box, rebuilt)
     assert "could not be published" in mail and "with other content" in mail
+    for page in ("/repository", f"/builds/{rebuilt}", "/", "/builds?state=publish-failed"):
+        answer = httpx.get(f"{url}{page}", timeout=30)
+        assert answer.status_code == 200, f"{page}: {answer.status_code}"
+        assert f'href="/builds/{rebuilt}"' in answer.text or page == f"/builds/{rebuilt}"
+    assert "failed to publish" in httpx.get(f"{url}/builds/{rebuilt}", timeout=30).text
     node.run("pkg", "install", PACKAGE)  # still the published bytes
     assert installed_version(node, "1.16.0") == "1.16.0 ok"
 
