@@ -112,6 +112,9 @@ def test_root_installs_the_hook_for_the_repository_owner(
     url = coordinator.url
     bare, work = Path(git_user.pw_dir) / "r.git", Path(git_user.pw_dir) / "work"
     assert as_user(git_user, "git", "init", "-q", "--bare", str(bare)).returncode == 0
+    # What an earlier, root-owned install left behind is handed over too.
+    (bare / "shipyard-spool").mkdir()
+    (bare / "shipyard-spool" / ".lock").touch()
     installed = subprocess.run(
         [python, "-m", "shipyard.cli.main", "farm", "hook", "install", str(bare),
          "--coordinator", url, "--token-file", farm.token_file("hook")],
@@ -119,7 +122,7 @@ def test_root_installs_the_hook_for_the_repository_owner(
     assert installed.returncode == 0, installed.stderr
 
     config, spool = bare / "shipyard-hook.json", bare / "shipyard-spool"
-    for path in (config, spool, bare / "hooks" / "post-receive"):
+    for path in (config, spool, spool / ".lock", bare / "hooks" / "post-receive"):
         assert (path.stat().st_uid, path.stat().st_gid) == (git_user.pw_uid, git_user.pw_gid)
     assert stat.S_IMODE(config.stat().st_mode) == 0o600
 

@@ -127,9 +127,11 @@ def install(path: str | os.PathLike[str], coordinator: str, token: str,
     atomic_write(bare / CONFIG_NAME, json.dumps(config, indent=1) + "\n",
                  mode=0o640 if owner.shared else 0o600)
     atomic_write(hook, script, mode=0o755)
-    for item in (bare / CONFIG_NAME, hook, spool_path, spool_path / "rejected"):
-        if item.exists() and me == 0:
-            os.chown(item, owner.uid, owner.gid)
+    if me == 0:
+        # Also what an earlier install (or a flush run as root) left in the spool: the
+        # pushing user must be able to take its lock and remove what it sent.
+        for item in (bare / CONFIG_NAME, hook, spool_path, *spool_path.rglob("*")):
+            os.lchown(item, owner.uid, owner.gid)
     os.chmod(spool_path, 0o2770 if owner.shared else 0o700)
     return hook
 
