@@ -101,6 +101,15 @@ class Farm:
                 db.dispose()
         return self._tokens[role]
 
+    def token_file(self, role: str) -> str:
+        """A 0600 file holding a token of ``role``, as the docs say to pass one (never on
+        the command line, where ps shows it)."""
+        path = self.root / f"{role}.token"
+        if not path.exists():
+            path.touch(mode=0o600)
+            path.write_text(self.token(role) + "\n")
+        return str(path)
+
     # -- processes ------------------------------------------------------------------------
 
     def _spawn(self, name: str, args: list[str], env: dict[str, str] | None = None) -> Proc:
@@ -141,7 +150,7 @@ class Farm:
     def start_worker(self, name: str, url: str, capacity: int = 1,
                      extra: tuple[str, ...] = ()) -> Proc:
         return self._spawn(f"worker-{name}", [
-            "farm", "worker", "--coordinator", url, "--token", self.token("worker"),
+            "farm", "worker", "--coordinator", url, "--token-file", self.token_file("worker"),
             "--name", name, "--capacity", str(capacity),
             "--workdir", str(self.root / f"workdir-{name}"), *extra])
 
@@ -199,7 +208,7 @@ class Source:
         work = farm.root / f"{name}-work"
         git("init", "-q", "--bare", str(bare))
         farm.cli("farm", "hook", "install", str(bare), "--coordinator", url,
-                 "--token", farm.token("hook"))
+                 "--token-file", farm.token_file("hook"))
         git("init", "-q", str(work))
         git("remote", "add", "origin", str(bare), cwd=work)
         return cls(farm, bare, work)

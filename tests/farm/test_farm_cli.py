@@ -170,3 +170,24 @@ def test_hook_install_and_bad_arguments(sqlite_farm: Farm) -> None:
     assert "Traceback" not in pg.stderr + db.stderr + bind.stderr
     no_token = farm.cli("farm", "worker", "--coordinator", "http://x", check=False)
     assert no_token.returncode == 2 and "needs a token" in no_token.stderr
+
+
+def test_token_file_must_be_private(sqlite_farm: Farm) -> None:
+    farm = sqlite_farm
+    token = farm.root / "open.token"
+    token.write_text("shy_whatever\n")
+    token.chmod(0o644)
+    for command in (["farm", "worker", "--coordinator", "http://127.0.0.1:9"],
+                    ["farm", "hook", "install", str(farm.root), "--coordinator", "http://x"]):
+        refused = farm.cli(*command, "--token-file", str(token), check=False)
+        assert refused.returncode != 0
+        assert refused.stderr.strip().splitlines() == [
+            f"shipyard: error: --token-file {token} is readable by other users (mode 0644): "
+            f"chmod 600 {token}"]
+    token.chmod(0o600)
+    both = farm.cli("farm", "worker", "--token-file", str(token), "--token", "x", check=False)
+    assert both.returncode != 0 and "not both" in both.stderr
+    # --token still works, but says that ps shows it.
+    shown = farm.cli("farm", "hook", "install", str(farm.root), "--coordinator", "http://x",
+                     "--token", "t", check=False)
+    assert "warning: --token is visible to every local user" in shown.stderr

@@ -27,13 +27,17 @@ def test_failed_build_sends_exactly_one_mail(farm: Farm, smtp: tuple[Mailbox, in
     farm.start_worker("w1", url)
     source = Source.create(farm, url)
     source.package("broken", "org.example", "broken", "2.0",
-                   "echo compiling; echo 'main.c:3: error: missing semicolon' >&2; exit 3",
+                   "echo compiling; echo 'main.c:3: error: missing semicolon' >&2; "
+                   "echo 'note: the build stopped'; echo 'hint: See above for details.'; exit 3",
                    maintainer="Ada Maintainer <ada@example.org>")
     commit, output = source.push("broken build")
     (build_id,) = request_ids(output)
     build = farm.wait_state(url, build_id, "failed", "succeeded")
     assert build["state"] == "failed"
-    assert "exited with code 3" in build["reason"]
+    # The reason is the line that names the cause (not the hint after it), without the
+    # coordinate the build's page and mail already show.
+    assert build["reason"] == ("build command exited with code 3: "
+                               "main.c:3: error: missing semicolon")
     assert "missing semicolon" in farm.log(url, build_id)
 
     wait_until(lambda: len(box.messages) >= 1, 30, what="the failure mail")

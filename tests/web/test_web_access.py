@@ -140,3 +140,41 @@ def test_page_actions_have_admin_token_twins(coordinator: WebFarm) -> None:
             answer = httpx.post(coordinator.url + api, json=body, timeout=10,
                                 headers={"Authorization": f"Bearer {coordinator.token(role)}"})
             assert answer.status_code == status, (api, role, answer.text)
+
+
+def _sign_in_from(url: str, forwarded: str, password: str) -> int:
+    with httpx.Client(base_url=url, timeout=30,
+                      headers={"X-Forwarded-For": forwarded}) as client:
+        return sign_in(client, password=password).status_code
+
+
+# A window no loaded machine outlasts between the tries (the limit is the subject here).
+SLOW_LIMITS = {**LIMITS, "SHIPYARD_WEB_SIGNIN_WINDOW": "600"}
+
+
+def test_a_forged_forwarded_for_does_not_dodge_the_sign_in_limit(tmp_path: Path) -> None:
+    farm = WebFarm.create(tmp_path, SLOW_LIMITS)
+    try:
+        farm.serve()
+        farm.add_user()
+        # Every try claims another address; without a trusted proxy none of them counts.
+        for n in range(3):
+            assert _sign_in_from(farm.url, f"198.51.100.{n}", "wrong password") == 401
+        assert _sign_in_from(farm.url, "198.51.100.99", PASSWORD) == 429
+    finally:
+        farm.close()
+
+
+def test_a_trusted_proxy_forwards_the_client_address(tmp_path: Path) -> None:
+    farm = WebFarm.create(tmp_path, {**SLOW_LIMITS,
+                                     "SHIPYARD_FARM_TRUSTED_PROXIES": "127.0.0.1"})
+    try:
+        farm.serve()
+        farm.add_user()
+        for _ in range(3):
+            assert _sign_in_from(farm.url, "203.0.113.7", "wrong password") == 401
+        assert _sign_in_from(farm.url, "203.0.113.7", PASSWORD) == 429
+        # The proxy's other clients are not blocked by that one's failures.
+        assert _sign_in_from(farm.url, "203.0.113.8", PASSWORD) == 303
+    finally:
+        farm.close()

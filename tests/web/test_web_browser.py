@@ -240,6 +240,59 @@ def test_abort_a_running_build(tab: Tab, farm: WebFarm) -> None:
     tab.check_console()
 
 
+def _log_position(tab: Tab) -> dict[str, float]:
+    return tab.page.evaluate("(() => { const log = document.getElementById('log'); return "
+                             "{top: log.scrollTop, height: log.scrollHeight, "
+                             "view: log.clientHeight}; })()")
+
+
+def _at_end(position: dict[str, float]) -> bool:
+    return position["height"] - position["top"] - position["view"] < 40
+
+
+def test_live_log_opens_at_the_end_and_follows_until_the_reader_scrolls_up(
+        tab: Tab, farm: WebFarm) -> None:
+    build_id = farm.request("chatty", force=True)
+    try:
+        wait_until(lambda: "late line 3" in httpx.get(
+            f"{farm.url}/builds/{build_id}/log.txt", timeout=10).text, 60,
+            what="the chatty build to print its long log")
+        tab.goto(f"/builds/{build_id}")
+        opened = _log_position(tab)
+        assert opened["height"] > 3 * opened["view"], "the log must be longer than its box"
+        assert _at_end(opened), f"the log opened at {opened}, not at its end"
+
+        # New lines arrive below and the box follows them.
+        seen = tab.text("#log").count("late line")
+        wait_until(lambda: tab.text("#log").count("late line") >= seen + 5, 30,
+                   what="more live lines")
+        following = _log_position(tab)
+        assert following["height"] > opened["height"] and _at_end(following), following
+
+        # The reader scrolls up (the mouse wheel over the log): the box stays where they are.
+        tab.page.locator("#log").hover()  # brings it into view, the pointer over it
+        tab.page.mouse.wheel(0, -3000)
+        wait_until(lambda: not _at_end(_log_position(tab)), 10, what="the scroll up")
+        read_at = _log_position(tab)["top"]
+        seen = tab.text("#log").count("late line")
+        wait_until(lambda: tab.text("#log").count("late line") >= seen + 5, 30,
+                   what="more live lines while reading")
+        assert _log_position(tab)["top"] == read_at, "the log jumped away from the reader"
+
+        # Back at the bottom, it follows again.
+        tab.page.mouse.wheel(0, 100000)
+        wait_until(lambda: _at_end(_log_position(tab)), 10, what="the scroll down")
+        seen = tab.text("#log").count("late line")
+        wait_until(lambda: tab.text("#log").count("late line") >= seen + 5, 30,
+                   what="more live lines at the end")
+        assert _at_end(_log_position(tab))
+        tab.shot("build-log-following")
+    finally:
+        farm.api_post(f"/api/builds/{build_id}/abort")
+        farm.wait_state(build_id, "aborted", "cancelled", timeout=60)
+    tab.check_console()
+
+
 def test_pause_and_resume_a_worker(tab: Tab, farm: WebFarm) -> None:
     tab.sign_in()
     try:

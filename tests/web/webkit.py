@@ -32,7 +32,7 @@ GIT_ID = ["-c", "user.name=Dev Eloper", "-c", "user.email=dev@example.org",
           "-c", "init.defaultBranch=master"]
 
 # Example packages: one quick, one that prints a line every 0.6 s for six seconds,
-# one that runs until it is aborted, one that fails.
+# one that runs until it is aborted, one that fails, one that prints a long log until aborted.
 PACKAGES = {
     "hello": ("echo hello line 1; echo hello line 2; mkdir -p $SHIPYARD_DESTDIR/share && "
               "echo hi > $SHIPYARD_DESTDIR/share/hello.txt"),
@@ -40,6 +40,9 @@ PACKAGES = {
              "mkdir -p $SHIPYARD_DESTDIR/share && echo slow > $SHIPYARD_DESTDIR/share/slow.txt"),
     "forever": "i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.2; done",
     "broken": "echo about to fail; echo 'error: the widget is missing' >&2; exit 3",
+    # Far more lines than the log box shows at once, then a line every 0.2 s until aborted.
+    "chatty": ("i=0; while [ $i -lt 400 ]; do i=$((i+1)); echo early line $i; done; "
+               "i=0; while true; do i=$((i+1)); echo late line $i; sleep 0.2; done"),
 }
 
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from shipyard.config import Settings, load_settings
+from shipyard.config import Settings, exposed_secret_files, load_settings
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -47,6 +47,8 @@ class State:
     def settings(self) -> Settings:
         if self._settings is None:
             self._settings = load_settings(home=self.home, config_file=self.config)
+            for line in exposed_secret_files(self._settings):
+                sys.stderr.write(f"shipyard: warning: {line}\n")
         return self._settings
 
 

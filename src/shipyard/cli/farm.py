@@ -2,7 +2,9 @@
 
 Thin by design: parse, call :mod:`shipyard.farm`, print. Token and stale commands open the
 farm database directly (``--db`` / ``farm.db``); build and worker commands talk to a
-coordinator (``--coordinator`` / ``farm.url``, ``--token`` / ``farm.token``).
+coordinator (``--coordinator`` / ``farm.url``, ``--token-file``, ``SHIPYARD_FARM_TOKEN`` or
+``farm.token``). Longer than 400 lines because it is one command group with five
+sub-groups; each command stays a few lines over the farm's face.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ app.add_typer(farm_user.app, name="user")
 DB_HELP = "Farm database URL (default: farm.db, else SQLite under the state dir)."
 COORD_HELP = "Coordinator URL (default: farm.url, else http://<farm.bind>)."
 TOKEN_HELP = "API token (default: farm.token / SHIPYARD_FARM_TOKEN)."
+TOKEN_FILE_HELP = ("File holding the token, mode 0600 (unlike --token, never shown by ps); "
+                   "default: SHIPYARD_FARM_TOKEN or farm.token.")
 
 
 def _db(ctx: typer.Context, db: str | None) -> Any:
@@ -61,6 +65,35 @@ def _client(ctx: typer.Context, url: str | None, token: str | None, *,
     return FarmClient(_coordinator_url(effective, url), secret or None)
 
 
+def read_token_file(path: Path) -> str:
+    """The token in ``path``, refusing a file other users may read (like ssh its keys)."""
+    try:
+        info = path.stat()
+        text = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise UsageError(f"--token-file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"--token-file {path}: not a text file") from None
+    if info.st_mode & 0o077:
+        raise UsageError(f"--token-file {path} is readable by other users (mode "
+                         f"{info.st_mode & 0o777:04o}): chmod 600 {path}")
+    if not text or len(text.split()) != 1:
+        raise UsageError(f"--token-file {path}: expected one token on one line")
+    return text
+
+
+def _secret_token(ctx: typer.Context, token: str | None, token_file: Path | None) -> str:
+    """--token-file, else --token (with a warning: ps shows it), else farm.token."""
+    if token_file is not None:
+        if token:
+            raise UsageError("give --token-file or --token, not both")
+        return read_token_file(token_file)
+    if token:
+        sys.stderr.write("shipyard: warning: --token is visible to every local user (ps, "
+                         "/proc); use --token-file or SHIPYARD_FARM_TOKEN\n")
+    return str(settings(ctx, farm__token=token).get("farm.token") or "").strip()
+
+
 # ---------------------------------------------------------------------------------------
 # serve / worker
 
@@ -74,20 +107,32 @@ def serve(
     repo: Path = typer.Option(None, "--repo", help="Repository that receives built "
                                                    "packages (upload + publish)."),
     access_log: bool = typer.Option(False, "--access-log", help="Log every HTTP request."),
+    no_publish: bool = typer.Option(False, "--no-publish",
+                                    help="Show --repo on the pages but neither upload nor "
+                                         "publish to it (no signing key needed)."),
+    socket_fd: int = typer.Option(None, "--socket-fd", min=0,
+                                  help="Serve on this inherited, listening socket instead "
+                                       "of binding farm.bind (a supervisor bound it)."),
 ) -> None:
-    """Run the coordinator (FastAPI under Uvicorn; OpenAPI at /docs)."""
+    """Run the coordinator (FastAPI under Uvicorn; OpenAPI at /docs). With --repo it
+    refuses to start without the repository's signing key (see repo keygen)."""
     from shipyard import server
     from shipyard.farm.db import default_db_url, redact
 
     effective = settings(ctx, farm__bind=bind, farm__db=db)
-    sock, address = server.listen(str(effective.get("farm.bind")))
+    if socket_fd is not None:
+        sock, address = server.adopt(socket_fd)
+    else:
+        sock, address = server.listen(str(effective.get("farm.bind")))
     url = default_db_url(effective)
-    app = server.create_app(effective, url, repo, bind=address)
+    app = server.create_app(effective, url, repo, bind=address, publish=not no_publish)
+    instance = app.state.coordinator.instance
     sys.stdout.write(f"shipyard farm: coordinator listening on http://{address} "
-                     f"(database {redact(url)}"
+                     f"(instance {instance}, database {redact(url)}"
                      + (f", repository {repo.absolute()}" if repo else "") + ")\n")
     sys.stdout.flush()
-    server.serve(app, sock, access_log=access_log)
+    trusted = [str(p) for p in effective.get("farm.trusted_proxies") or []]
+    server.serve(app, sock, access_log=access_log, trusted_proxies=trusted)
 
 
 @app.command("worker")
@@ -106,6 +151,7 @@ def worker(
                              help="Serve a redirect to this worker's page on PORT."),
     keep_failed: bool = typer.Option(False, "--keep-failed",
                                      help="Keep the directories of failed builds."),
+    token_file: Path = typer.Option(None, "--token-file", help=TOKEN_FILE_HELP),
 ) -> None:
     """Run a build worker: claim builds from the coordinator and run them."""
     from shipyard.farm.worker import (
@@ -116,10 +162,11 @@ def worker(
         default_platform,
     )
 
-    effective = settings(ctx, farm__token=token)
-    secret = str(effective.get("farm.token") or "").strip()
+    secret = _secret_token(ctx, token, token_file)
     if not secret:
-        raise UsageError("a worker needs a token: --token or farm.token (SHIPYARD_FARM_TOKEN)")
+        raise UsageError("a worker needs a token: --token-file, SHIPYARD_FARM_TOKEN or "
+                         "farm.token in a 0600 config file")
+    effective = settings(ctx)
     check_git()
     worker_name = name or default_name()
     options = WorkerOptions(
@@ -197,18 +244,26 @@ def _short(moment: Any) -> str:
 
 @hook_app.command("install")
 def hook_install(
+    ctx: typer.Context,
     bare: Path = typer.Argument(..., help="The bare git repository."),
     coordinator: str = typer.Option(..., "--coordinator", help="Coordinator URL."),
-    token: str = typer.Option(..., "--token", help="A hook (or admin) token."),
+    token: str = typer.Option(None, "--token", help="A hook (or admin) token (visible in "
+                                                    "ps: prefer --token-file)."),
+    token_file: Path = typer.Option(None, "--token-file", help=TOKEN_FILE_HELP),
     repo_url: str = typer.Option(None, "--repo-url",
                                  help="URL workers clone from (default: the bare repo's "
                                       "path)."),
     force: bool = typer.Option(False, "--force", help="Replace a foreign post-receive hook."),
 ) -> None:
-    """Install the post-receive hook that requests builds on push."""
+    """Install the post-receive hook that requests builds on push (as the repository's
+    owner, or as root: the files it writes then belong to the repository's owner)."""
     from shipyard.farm.hook import install
 
-    hook = install(bare, coordinator, token, repo_url, force=force)
+    secret = _secret_token(ctx, token, token_file)
+    if not secret:
+        raise UsageError("the hook needs a hook (or admin) token: --token-file or "
+                         "SHIPYARD_FARM_TOKEN")
+    hook = install(bare, coordinator, secret, repo_url, force=force)
     sys.stdout.write(f"installed {hook}\n")
 
 
@@ -250,11 +305,13 @@ def hook_flush(
 
 def _build_row(build: dict[str, Any]) -> tuple[Any, ...]:
     return (build["id"], build["package"], build.get("version") or "",
-            (build.get("commit") or "")[:12], build["state"], build.get("worker") or "",
-            build.get("attempt"), (build.get("requested_at") or "")[:19].replace("T", " "),
-            build.get("reason") or "")
+            (build.get("commit") or "")[:12], build.get("status") or build["state"],
+            build.get("worker") or "", build.get("attempt"),
+            (build.get("requested_at") or "")[:19].replace("T", " "),
+            build.get("reason") or build.get("publish_error") or "")
 
 
+UNSUCCESSFUL = ("failed", "aborted", "cancelled", "publish-failed")
 BUILD_COLUMNS = ["id", "package", "version", "commit", "state", "worker", "attempt",
                  "requested", "reason"]
 
@@ -320,7 +377,7 @@ def build_requeue(
 def build_list(
     ctx: typer.Context,
     state: str = typer.Option(None, "--state", help="queued, running, succeeded, failed, "
-                                                    "aborted or cancelled."),
+                                                    "aborted, cancelled or publish-failed."),
     package: str = typer.Option(None, "--package", help="group:id"),
     limit: int = typer.Option(50, "--limit", min=1, max=1000),
     coordinator: str = typer.Option(None, "--coordinator", help=COORD_HELP),
@@ -344,20 +401,23 @@ def build_show(
     coordinator: str = typer.Option(None, "--coordinator", help=COORD_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
 ) -> None:
-    """Show one build."""
+    """Show one build. Exits 1 when it ended without an installable package (failed,
+    aborted, cancelled, or built but refused by the repository: publish-failed)."""
     with _client(ctx, coordinator, None) as client:
         build = client.get(f"/api/builds/{build_id}")
     if as_json:
         print_json(build)
-        return
-    skip = {"tail"}
-    for key in sorted(build):
-        if key in skip:
-            continue
-        value = build[key]
-        if isinstance(value, dict):
-            value = ", ".join(f"{k}={v}" for k, v in value.items())
-        sys.stdout.write(f"{key:18} {'' if value is None else value}\n")
+    else:
+        skip = {"tail"}
+        for key in sorted(build):
+            if key in skip:
+                continue
+            value = build[key]
+            if isinstance(value, dict):
+                value = ", ".join(f"{k}={v}" for k, v in value.items())
+            sys.stdout.write(f"{key:18} {'' if value is None else value}\n")
+    if build.get("status", build["state"]) in UNSUCCESSFUL:
+        raise typer.Exit(1)
 
 
 @build_app.command("log")

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import importlib.util
 import mailbox
+import re
 import shutil
+import socket
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +22,7 @@ import httpx
 
 from shipyard.demo.commands import Runner, clean_env
 from shipyard.demo.layout import Layout
-from shipyard.demo.netutil import answers, port_or_free
+from shipyard.demo.netutil import answers, bind_preferred, port_or_free
 from shipyard.demo.procs import Background, Processes
 from shipyard.demo.waiting import until
 from shipyard.errors import ShipyardError
@@ -43,6 +45,8 @@ class Machine:
     key_id: str = ""
     coordinator: Background | None = None
     workers: list[Background] = field(default_factory=list)
+    # The coordinator's listening socket, bound at configure() and handed to farm serve.
+    coordinator_socket: socket.socket | None = None
 
     @property
     def url(self) -> str:
@@ -56,7 +60,8 @@ class Machine:
 
     def configure(self) -> Path:
         """Pick ports and write the farm host's ``shipyard.ini``."""
-        self.coordinator_port = port_or_free(8470, self.taken)
+        self.coordinator_socket = bind_preferred(8470, self.taken)
+        self.coordinator_port = int(self.coordinator_socket.getsockname()[1])
         self.http_port = port_or_free(8480, self.taken)
         self.smtp_port = port_or_free(8025, self.taken)
         config = self.layout.farm_home / "etc" / "shipyard.ini"
@@ -97,8 +102,13 @@ class Machine:
                                         "--name", "demo-push-hook").stdout.strip()
 
     def install_hook(self) -> None:
+        # As the docs say: the token from a 0600 file, never on the command line.
+        token_file = self.layout.farm_home / "etc" / "hook.token"
+        token_file.parent.mkdir(parents=True, exist_ok=True)
+        token_file.touch(mode=0o600)
+        token_file.write_text(self.hook_token + "\n", encoding="utf-8")
         self.farm.run("farm", "hook", "install", str(self.layout.bare), "--coordinator",
-                      self.url, "--token", self.hook_token)
+                      self.url, "--token-file", str(token_file))
 
     # -- processes ----------------------------------------------------------------------
 
@@ -114,15 +124,24 @@ class Machine:
                                 f"{proc.last_lines()} (log: {proc.log})")
 
     def start_coordinator(self) -> Background:
-        proc = self._spawn("coordinator", [*_shipyard(), "farm", "serve", "--repo",
-                                           str(self.layout.repository)])
+        """``farm serve`` on the socket bound at configure(); ready once the coordinator
+        answering on the URL is this one (its instance id, printed at start, matches)."""
+        sock = self.coordinator_socket
+        if sock is None:
+            raise ShipyardError("the coordinator's socket was not bound (configure first)")
+        fd = sock.fileno()
+        env = clean_env(self.layout.farm_home)
+        proc = self.procs.spawn("coordinator", [
+            *_shipyard(), "farm", "serve", "--repo", str(self.layout.repository),
+            "--socket-fd", str(fd)], env, self.layout.logs / "coordinator.log",
+            pass_fds=(fd,))
+        sock.close()  # the coordinator holds it now
+        self.coordinator_socket = None
 
         def healthy() -> bool:
             self._alive_or_fail(proc)
-            try:
-                return httpx.get(f"{self.url}/api/health", timeout=2).status_code == 200
-            except httpx.HTTPError:
-                return False
+            found = re.search(r"instance ([0-9a-f]+)", proc.output())
+            return found is not None and own_coordinator(self.url, found.group(1))
 
         until(healthy, 60, "the coordinator to answer on " + self.url)
         proc.url = self.url
@@ -178,6 +197,25 @@ class Machine:
         until(up, 30, f"the SMTP sink on port {self.smtp_port}")
         proc.url = f"smtp://127.0.0.1:{self.smtp_port}"
         return proc
+
+
+def own_coordinator(url: str, instance: str) -> bool:
+    """Whether the coordinator answering at ``url`` is the one that printed ``instance``
+    (another demo's, on a port it took first, answers with a different id)."""
+    try:
+        answer = httpx.get(f"{url}/api/health", timeout=2)
+    except httpx.HTTPError:
+        return False
+    if answer.status_code != 200:
+        return False
+    try:
+        theirs = answer.json().get("instance")
+    except ValueError:
+        return False
+    if theirs != instance:
+        raise ShipyardError(f"another coordinator (instance {theirs}) answers on {url}, "
+                            f"not the demo's (instance {instance})")
+    return True
 
 
 def _shipyard() -> list[str]:

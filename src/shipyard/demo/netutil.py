@@ -33,6 +33,27 @@ def port_or_free(preferred: int, taken: set[int] | None = None) -> int:
             return port
 
 
+def bind_preferred(preferred: int, taken: set[int] | None = None,
+                   host: str = "127.0.0.1") -> socket.socket:
+    """A listening socket on ``preferred`` if it is free, else on a free port. Bound here
+    and handed to the server process as is (``farm serve --socket-fd``): between choosing
+    the port and serving on it there is no moment another process could take it."""
+    taken = taken or set()
+    # IPPROTO_TCP explicitly, as farm serve does: asyncio sets TCP_NODELAY only then.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        if preferred in taken:
+            raise OSError("taken by this demo")
+        sock.bind((host, preferred))
+    except OSError:
+        sock.close()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        sock.bind((host, 0))
+    sock.listen(512)
+    taken.add(int(sock.getsockname()[1]))
+    return sock
+
+
 def answers(port: int, host: str = "127.0.0.1", timeout: float = 0.5) -> bool:
     """Something accepts connections on ``port``."""
     try:

@@ -91,12 +91,12 @@ class Processes:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def spawn(self, name: str, argv: Sequence[str], env: dict[str, str], log: Path,
-              cwd: Path | None = None) -> Background:
+              cwd: Path | None = None, pass_fds: Sequence[int] = ()) -> Background:
         log.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "ab") as handle:
             popen = subprocess.Popen(list(argv), env=env, cwd=cwd, stdin=subprocess.DEVNULL,
                                      stdout=handle, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+                                     start_new_session=True, pass_fds=tuple(pass_fds))
         proc = Background(name, popen, log)
         with self._lock:  # steps start processes from several threads at once
             self.running.append(proc)

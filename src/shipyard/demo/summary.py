@@ -20,9 +20,14 @@ def _table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) ->
     return table
 
 
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
 def builds_table(builds: list[dict[str, Any]]) -> Table:
-    rows = [(b["id"], b["package"], b.get("version") or "", b["state"], b.get("worker") or "",
-             b.get("publish_state") or "", (b.get("reason") or "")[:48])
+    rows = [(b["id"], b["package"], b.get("version") or "", b.get("status") or b["state"],
+             b.get("worker") or "", b.get("publish_state") or "",
+             _cut(b.get("reason") or b.get("publish_error") or "", 90))
             for b in sorted(builds, key=lambda b: b["id"])]
     return _table("Builds (farm)", ["id", "package", "version", "state", "worker",
                                     "publication", "reason"], rows)

@@ -138,18 +138,23 @@ def _coordinator(request: Request) -> Coordinator:
 
 
 def create_app(settings: Settings, db_url: str, repo_dir: str | os.PathLike[str] | None = None,
-               *, bind: str | None = None) -> FastAPI:
-    """The coordinator's API over the database at ``db_url``; with ``repo_dir``,
-    successful builds are uploaded to that repository and published. The web pages are
-    added by :func:`shipyard.server.create_app`."""
+               *, bind: str | None = None, publish: bool = True) -> FastAPI:
+    """The coordinator application over the database at ``db_url``; with ``repo_dir``,
+    successful builds are uploaded to that repository and published (unless ``publish``
+    is off: then the repository is only shown). The web pages are added by
+    :func:`shipyard.server.create_app`."""
     repo = Path(repo_dir).absolute() if repo_dir else None
     if repo is not None and not (repo / "repo.ini").is_file():
         raise ShipyardError(f"{repo} is not a repository (no repo.ini; run shipyard repo init)")
+    publish = publish and repo is not None
+    if publish:
+        assert repo is not None
+        check_signing_key(repo)
     db = FarmDB(db_url, pool_size=10)
-    cfg = FarmConfig.from_settings(settings, publish=repo is not None, bind=bind)
+    cfg = FarmConfig.from_settings(settings, publish=publish, bind=bind)
     cfg.artifacts.mkdir(parents=True, exist_ok=True)
     _sweep_partial_uploads(cfg.artifacts / ".incoming")
-    coordinator = Coordinator(settings, db, cfg, repo)
+    coordinator = Coordinator(settings, db, cfg, repo, publish=publish)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -175,6 +180,30 @@ def create_app(settings: Settings, db_url: str, repo_dir: str | os.PathLike[str]
     app.include_router(_worker_routes())
     app.include_router(_control_routes())
     return app
+
+
+def check_signing_key(repo: Path) -> None:
+    """Refuse to start publishing without a usable signing key: every publisher run would
+    fail on it, forever, one log line each, while builds pile up unpublished."""
+    from shipyard.repo.keys import load_signing_key
+    from shipyard.repo.layout import CONFIG_NAME, RepoConfig
+
+    key = RepoConfig.load(repo / CONFIG_NAME).signing_key
+    command = (f"shipyard repo keygen --repo {repo}" if key is None
+               else f"shipyard repo keygen --out {key}")
+    if key is None:
+        raise ShipyardError(f"cannot publish to {repo}: its repo.ini names no signing key "
+                            f"(set signing_key there, then run '{command}'), or start "
+                            "with --no-publish")
+    if not key.is_file():
+        raise ShipyardError(f"cannot publish to {repo}: no signing key at {key}: run "
+                            f"'{command}', or start with --no-publish")
+    try:
+        load_signing_key(key)
+    except (ShipyardError, ValueError, OSError) as exc:
+        detail = exc.message if isinstance(exc, ShipyardError) else str(exc)
+        raise ShipyardError(f"cannot publish to {repo}: the signing key {key} is unusable: "
+                            f"{detail}") from None
 
 
 def _sweep_partial_uploads(staging: Path, older_than: float = 3600.0) -> None:
@@ -207,7 +236,8 @@ def _public_routes() -> APIRouter:
     @router.get("/health")
     def health(request: Request) -> dict[str, Any]:
         coordinator = _coordinator(request)
-        return {"ok": True, "version": __version__, "database": coordinator.db.dialect,
+        return {"ok": True, "version": __version__, "instance": coordinator.instance,
+                "database": coordinator.db.dialect,
                 "repository": str(coordinator.repo_dir) if coordinator.repo_dir else None,
                 "last_publish": coordinator.last_publish}
 

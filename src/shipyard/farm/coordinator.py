@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -44,11 +45,15 @@ class Coordinator:
     """Shared by every request of one coordinator process."""
 
     def __init__(self, settings: Settings, db: FarmDB, cfg: FarmConfig,
-                 repo_dir: Path | None) -> None:
+                 repo_dir: Path | None, *, publish: bool = True) -> None:
         self.settings = settings
         self.db = db
         self.cfg = cfg
         self.repo_dir = repo_dir
+        self.publish = publish and repo_dir is not None
+        # Tells this process apart from any other coordinator a client might reach on the
+        # same address (the demo's readiness check compares it).
+        self.instance = secrets.token_hex(8)
         self.smtp = mailer.SmtpConfig.from_settings(settings)
         self.poll_seconds = max(0.05, float(settings.get("farm.poll_seconds")))
         self.started = time.monotonic()
@@ -160,7 +165,7 @@ class Coordinator:
         if self.smtp.enabled:
             self._tasks.append(asyncio.create_task(self._every(
                 "mailer", self._mail_event, 2.0, self._send_mail)))
-        if self.repo_dir is not None:
+        if self.publish:
             self._tasks.append(asyncio.create_task(self._every(
                 "publisher", self._publish_event, 5.0, self._publish, debounce=0.1)))
         if self.db.is_postgres:
@@ -236,6 +241,8 @@ class Coordinator:
             self.wake_publisher()
         else:
             self._publish_backoff = 1.0
+        if self.last_publish.get("errors"):
+            self.wake_mailer()  # the maintainers of refused packages learn why
 
     def _listen(self) -> None:
         """LISTEN for requests queued through other coordinators (PostgreSQL). A listener

@@ -10,6 +10,7 @@ COMMITTED one; the claim uses ``FOR UPDATE SKIP LOCKED`` (see :mod:`shipyard.far
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -49,11 +50,32 @@ def redact(url: str) -> str:
     return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
 
 
+def _private_file(path: Path) -> None:
+    """The farm's SQLite file holds password, token and cookie-key material: create it 0600
+    (SQLite gives its -wal and -shm files the same mode) and tighten an older, wider one."""
+    if str(path) in ("", ":memory:"):
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        return
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise ShipyardError(f"cannot create farm database {path}: {exc.strerror}") from None
+    with contextlib.suppress(OSError):
+        info = path.stat()
+        if info.st_mode & 0o077 and info.st_uid == os.geteuid():
+            os.chmod(path, 0o600)
+
+
 class FarmDB:
     """An engine plus ``read()`` / ``write()`` sessions that commit at the end of the block."""
 
     def __init__(self, url: str, *, pool_size: int = 5) -> None:
         self.url = normalise_url(url)
+        if self.url.startswith("sqlite:///"):
+            _private_file(Path(self.url[len("sqlite:///"):]))
         try:
             upgrade(self.url)
         except ShipyardError:

@@ -70,17 +70,50 @@ def check_bare(path: str | os.PathLike[str]) -> Path:
     return bare
 
 
+@dataclass(frozen=True)
+class Owner:
+    """Who pushes to the repository (its owner), and whether a group shares it."""
+
+    uid: int
+    gid: int
+    shared: bool
+
+
+def repository_owner(bare: Path) -> Owner:
+    info = (bare / "objects").stat()
+    return Owner(info.st_uid, info.st_gid, bool(info.st_mode & 0o020))
+
+
+def _user_name(uid: int) -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"
+
+
 def install(path: str | os.PathLike[str], coordinator: str, token: str,
             repo_url: str | None = None, *, force: bool = False) -> Path:
-    """Write ``hooks/post-receive`` and the hook's config (0600: it holds the token)."""
+    """Write ``hooks/post-receive`` and the hook's config (0600: it holds the token), owned
+    like the repository: the hook runs as whoever pushes, and a config or spool that user
+    cannot read or write would lose every build request. A repository a group shares
+    (group-writable ``objects/``) gets a group-readable config and a group spool."""
     bare = check_bare(path)
+    owner = repository_owner(bare)
+    me = os.geteuid()
+    if owner.uid != me and me != 0:
+        who = _user_name(owner.uid) + (" or as root" if owner.uid != 0 else "")
+        raise ShipyardError(
+            f"{bare} belongs to {_user_name(owner.uid)}: run 'shipyard farm hook install' as "
+            f"{who}, so the hook (which runs as the pushing user) can read its config and "
+            "keep requests in its spool")
     hook = bare / "hooks" / "post-receive"
     if hook.exists() and HOOK_MARK not in hook.read_text(errors="replace") and not force:
         raise ShipyardError(f"{hook} exists and was not installed by shipyard "
                             "(pass --force to replace it)")
     config = {"coordinator": coordinator.rstrip("/"), "token": token,
               "repo_url": repo_url or str(bare)}
-    atomic_write(bare / CONFIG_NAME, json.dumps(config, indent=1) + "\n", mode=0o600)
     python = Path(sys.executable).absolute()
     script = "\n".join([
         "#!/bin/sh",
@@ -89,8 +122,17 @@ def install(path: str | os.PathLike[str], coordinator: str, token: str,
         f"exec '{python}' -m shipyard.cli.main farm hook run \"$GIT_DIR\"",
         "",
     ])
+    spool_path = bare / SPOOL_NAME
+    spool_path.mkdir(exist_ok=True)
+    atomic_write(bare / CONFIG_NAME, json.dumps(config, indent=1) + "\n",
+                 mode=0o640 if owner.shared else 0o600)
     atomic_write(hook, script, mode=0o755)
-    (bare / SPOOL_NAME).mkdir(exist_ok=True)
+    if me == 0:
+        # Also what an earlier install (or a flush run as root) left in the spool: the
+        # pushing user must be able to take its lock and remove what it sent.
+        for item in (bare / CONFIG_NAME, hook, spool_path, *spool_path.rglob("*")):
+            os.lchown(item, owner.uid, owner.gid)
+    os.chmod(spool_path, 0o2770 if owner.shared else 0o700)
     return hook
 
 
@@ -101,6 +143,10 @@ def load_config(bare: Path) -> HookConfig:
         return HookConfig(str(data["coordinator"]), str(data["token"]), str(data["repo_url"]))
     except FileNotFoundError:
         raise ShipyardError(f"{path}: missing; run shipyard farm hook install") from None
+    except PermissionError:
+        raise ShipyardError(f"{path} is not readable by {_user_name(os.geteuid())} "
+                            f"({_describe_file(path)}): run 'shipyard farm hook install' "
+                            "again as the repository's owner or as root") from None
     except (ValueError, KeyError, TypeError) as exc:
         raise ShipyardError(f"{path}: malformed hook config ({exc})") from None
 
@@ -202,6 +248,14 @@ def build_requests(bare: Path, repo_url: str, old: str, new: str, ref: str) -> l
 # The spool
 
 
+def _describe_file(path: Path) -> str:
+    try:
+        info = path.stat()
+    except OSError as exc:
+        return exc.strerror or "cannot stat"
+    return f"owned by {_user_name(info.st_uid)}, mode {info.st_mode & 0o7777:04o}"
+
+
 def spool_dir(bare: Path) -> Path:
     return bare / SPOOL_NAME
 
@@ -297,6 +351,35 @@ def print_report(report: FlushReport, bare: Path, out: TextIO) -> None:
                   f"'shipyard farm hook flush {bare}'\n")
 
 
+def _send_unspooled(bare: Path, config: HookConfig, requests: list[dict], why: OSError,
+                    out: TextIO) -> None:
+    spool_problem = (f"cannot keep build requests in {spool_dir(bare)} "
+                     f"({why.strerror or why}; {_describe_file(spool_dir(bare))})")
+    lost: list[str] = []
+    problem = ""
+    with FarmClient(config.coordinator, config.token, timeout=10.0,
+                    connect_timeout=3.0) as client:
+        for request in requests:
+            if problem:
+                lost.append(_describe(request))
+                continue
+            try:
+                answer = client.post("/api/builds", request, retry_for=0.0)
+            except (CoordinatorUnreachable, ApiError) as exc:
+                problem = exc.message
+                lost.append(_describe(request))
+                continue
+            build = answer["build"]
+            out.write(f"shipyard farm: build {build['id']} {build['state']}: "
+                      f"{_describe(request)} {build['url']}\n")
+    if lost:
+        out.write(f"shipyard farm: {len(lost)} build request(s) NOT sent and NOT kept "
+                  f"({', '.join(lost)}): {spool_problem}, and {problem}; request them with "
+                  "'shipyard farm build request'\n")
+    else:
+        out.write(f"shipyard farm: warning: {spool_problem}; requests were sent directly\n")
+
+
 def run(path: str | os.PathLike[str], lines: Iterable[str], out: TextIO) -> int:
     """The ``post-receive`` body. Always returns 0: a push never fails because of us."""
     try:
@@ -311,13 +394,19 @@ def run(path: str | os.PathLike[str], lines: Iterable[str], out: TextIO) -> int:
             if new == ZERO or not ref.startswith("refs/heads/"):
                 continue
             requests.extend(build_requests(bare, config.repo_url, old, new, ref))
-        spool(bare, requests)
-        report = flush(bare, config)
-        print_report(report, bare, out)
+        try:
+            spool(bare, requests)
+        except OSError as exc:
+            # Cannot keep them: send them straight away, and say so if that fails too.
+            _send_unspooled(bare, config, requests, exc, out)
+        else:
+            report = flush(bare, config)
+            print_report(report, bare, out)
     except ShipyardError as exc:
-        out.write(f"shipyard farm: hook error (the push itself succeeded): {exc.message}\n")
+        out.write("shipyard farm: hook error, no build was requested for this push (the "
+                  f"push itself succeeded): {exc.message}\n")
     except Exception as exc:  # never fail a push
-        out.write(f"shipyard farm: hook error (the push itself succeeded): "
-                  f"{type(exc).__name__}: {exc}\n")
+        out.write("shipyard farm: hook error, no build was requested for this push (the "
+                  f"push itself succeeded): {type(exc).__name__}: {exc}\n")
     out.flush()
     return 0

@@ -21,7 +21,7 @@ from shipyard.coords import PackageCoord
 from shipyard.db.farm_models import FarmBuild
 from shipyard.errors import LockTimeout, ShipyardError
 from shipyard.farm.db import FarmDB
-from shipyard.farm.service import FarmConfig, artifact_file
+from shipyard.farm.service import FarmConfig, artifact_file, fail_publication
 from shipyard.fsutil import file_lock
 
 BATCH = 500
@@ -67,7 +67,7 @@ def publish_pending(db: FarmDB, cfg: FarmConfig, settings: Settings,
                         str(name), upload, routes.get(str(package)))
             except ShipyardError as exc:
                 report["errors"][build_id] = exc.message
-                _set(db, [build_id], "error", exc.message)
+                fail_publication(db, cfg, {build_id: exc.message})
                 continue
             report["uploaded"].append(build_id)
             _set(db, [build_id], "uploaded")
@@ -104,8 +104,7 @@ def publish_pending(db: FarmDB, cfg: FarmConfig, settings: Settings,
                        f"the repository holds {package} {version} with other content")
                 wrong[build_id] = why
         _set(db, done, "published")
-        for build_id, why in wrong.items():
-            _set(db, [build_id], "error", why)
+        fail_publication(db, cfg, wrong)
         report["published"] = done
         report["errors"].update(wrong)
         return report

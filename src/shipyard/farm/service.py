@@ -66,6 +66,11 @@ from shipyard.fsutil import fsync_dir
 NOTIFY_CHANNEL = "shipyard_farm"
 TAIL_CHARS = 8192
 MAIL_TAIL_LINES = 40
+# A build that succeeded but whose package the repository refused: not a build state (the
+# build's own result stands, and its lease/attempt logic never sees it) but what every view
+# shows and what the filters accept, so it never passes for a success.
+PUBLISH_FAILED = "publish-failed"
+FILTER_STATES = (*BUILD_STATES, PUBLISH_FAILED)
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,99}")
 
 B = FarmBuild.__table__
@@ -154,6 +159,13 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
 
 
+def status_of(b: Mapping[str, Any]) -> str:
+    """The state a person sees: ``publish-failed`` for a success the repository refused."""
+    if b["state"] == SUCCEEDED and b["publish_state"] == "error":
+        return PUBLISH_FAILED
+    return str(b["state"])
+
+
 def build_view(b: Mapping[str, Any], cfg: FarmConfig) -> dict[str, Any]:
     artifact = None
     if b["artifact_name"]:
@@ -172,7 +184,7 @@ def build_view(b: Mapping[str, Any], cfg: FarmConfig) -> dict[str, Any]:
         "reason": b["reason"], "log_bytes": b["log_bytes"],
         "log_truncated": bool(b["log_truncated"]), "artifact": artifact,
         "publish_state": b["publish_state"], "publish_error": b["publish_error"],
-        "url": cfg.build_url(b["id"]),
+        "status": status_of(b), "url": cfg.build_url(b["id"]),
     }
 
 
@@ -942,11 +954,18 @@ def get_build(db: FarmDB, cfg: FarmConfig, build_id: int) -> dict[str, Any]:
 def list_builds(db: FarmDB, cfg: FarmConfig, *, state: str | None = None,
                 package: str | None = None, worker: str | None = None, limit: int = 50,
                 before: int | None = None) -> list[dict[str, Any]]:
-    if state is not None and state not in BUILD_STATES:
-        raise FarmError(f"unknown state {state!r} (expected one of: {', '.join(BUILD_STATES)})")
+    if state is not None and state not in FILTER_STATES:
+        raise FarmError(f"unknown state {state!r} (expected one of: "
+                        f"{', '.join(FILTER_STATES)})")
     columns = [c for c in B.c if c.name != "tail"]
     query = select(*columns)
-    if state:
+    refused = B.c.publish_state == "error"
+    if state == PUBLISH_FAILED:
+        query = query.where(B.c.state == SUCCEEDED, refused)
+    elif state == SUCCEEDED:
+        query = query.where(B.c.state == SUCCEEDED,
+                            or_(B.c.publish_state.is_(None), ~refused))
+    elif state:
         query = query.where(B.c.state == state)
     if package:
         query = query.where(B.c.package == package)
@@ -959,6 +978,17 @@ def list_builds(db: FarmDB, cfg: FarmConfig, *, state: str | None = None,
     with db.rtx() as conn:
         rows = conn.execute(query).all()
     return [build_view(row._mapping, cfg) for row in rows]
+
+
+def list_failures(db: FarmDB, cfg: FarmConfig, limit: int = 10) -> list[dict[str, Any]]:
+    """The newest builds that failed or whose package the repository refused."""
+    columns = [c for c in B.c if c.name != "tail"]
+    query = (select(*columns)
+             .where(or_(B.c.state == FAILED,
+                        (B.c.state == SUCCEEDED) & (B.c.publish_state == "error")))
+             .order_by(B.c.id.desc()).limit(max(1, min(limit, 1000))))
+    with db.rtx() as conn:
+        return [build_view(row._mapping, cfg) for row in conn.execute(query).all()]
 
 
 def list_workers(db: FarmDB, cfg: FarmConfig) -> list[dict[str, Any]]:
@@ -1066,4 +1096,47 @@ def _queue_failure_mail(conn: Connection, cfg: FarmConfig, b: Mapping[str, Any])
         "key": f"build-failed:{b['id']}", "build_id": b["id"], "recipient": recipient,
         "subject": f"[shipyard] build {b['id']} failed: {b['package']} {version}",
         "body": body, "message_id": f"<shipyard-build-{b['id']}-failed@{socket.getfqdn()}>",
+        "created_at": now, "next_try_at": now, "attempts": 0, "last_error": ""}, "key")
+
+
+def fail_publication(db: FarmDB, cfg: FarmConfig, failures: Mapping[int, str]) -> None:
+    """Mark builds whose package the repository refused, and mail each maintainer why (in
+    the same transaction: the mark and the mail never part)."""
+    if not failures:
+        return
+    with db.tx() as conn:
+        for build_id, why in failures.items():
+            _set_build(conn, build_id, {"publish_state": "error", "publish_error": why})
+            build = _dict(conn.execute(_BUILD, {"p_build": build_id}).first())
+            if build is not None:
+                _queue_publish_failure_mail(conn, cfg, build)
+
+
+def _queue_publish_failure_mail(conn: Connection, cfg: FarmConfig,
+                                b: Mapping[str, Any]) -> None:
+    if not cfg.mail:
+        return
+    recipient = _recipient(b)
+    if recipient is None:
+        return
+    body = "\n".join([
+        f"The farm built {b['package']} {b['version']}, but the repository refused the "
+        "package, so it is not installable.",
+        "",
+        f"Package:  {b['package']} {b['version']}",
+        f"Commit:   {b['commit']}" + (f" ({b['ref']})" if b["ref"] else ""),
+        f"Reason:   {b['publish_error']}",
+        f"Build:    {cfg.build_url(b['id'])}",
+        "",
+        "A version, once published, never changes its content: give the package a new",
+        "version and push it.",
+        "",
+    ])
+    now = utcnow()
+    _insert_ignore(conn, O, {
+        "key": f"publish-failed:{b['id']}", "build_id": b["id"], "recipient": recipient,
+        "subject": f"[shipyard] build {b['id']} could not be published: "
+                   f"{b['package']} {b['version']}",
+        "body": body,
+        "message_id": f"<shipyard-build-{b['id']}-unpublished@{socket.getfqdn()}>",
         "created_at": now, "next_try_at": now, "attempts": 0, "last_error": ""}, "key")

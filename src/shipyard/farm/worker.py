@@ -447,7 +447,7 @@ class BuildRun:
         except ShipyardError as exc:
             self._check_stop()
             self.sink.line(exc.message)
-            raise BuildFailed(exc.message) from None
+            raise BuildFailed(getattr(exc, "detail", exc.message)) from None
         self._check_stop()
         self.sink.line(f"packed {archive.name} ({archive.stat().st_size} bytes)")
         return archive

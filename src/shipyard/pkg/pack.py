@@ -20,11 +20,13 @@ import collections
 import contextlib
 import gzip
 import os
+import re
 import shutil
 import stat
 import subprocess
 import tarfile
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
@@ -93,7 +95,7 @@ def _run_build(source: Path, manifest: Manifest, destdir: Path, log: IO[str] | N
     env["SHIPYARD_DESTDIR"] = str(destdir)
     env["SHIPYARD_SOURCE_DIR"] = str(source.absolute())
     env["SHIPYARD_PACKAGE"] = str(manifest.coord)
-    tail: collections.deque[str] = collections.deque(maxlen=5)
+    tail: collections.deque[str] = collections.deque(maxlen=200)
     try:
         proc = subprocess.Popen(
             ["/bin/sh", "-c", manifest.build.command], cwd=source, env=env,
@@ -128,10 +130,37 @@ def _run_build(source: Path, manifest: Manifest, destdir: Path, log: IO[str] | N
             timer.cancel()
         proc.stdout.close()
     if code != 0:
-        last = f" (last output: {tail[-1][:200]})" if tail else ""
+        cause = reason_line(tail)
         why = f"killed after {timeout} s (build.timeout)" if code < 0 and timeout else (
             f"exited with code {code}")
-        raise ShipyardError(f"build of {manifest.coord} failed: build command {why}{last}")
+        detail = f"build command {why}" + (f": {cause[:300]}" if cause else "")
+        raise BuildCommandFailed(f"build of {manifest.coord} failed: {detail}", detail)
+
+
+class BuildCommandFailed(ShipyardError):
+    """The build command failed; ``detail`` says why without the coordinate (the farm shows
+    it next to the build, where the coordinate would only push the cause out of view)."""
+
+    def __init__(self, message: str, detail: str) -> None:
+        super().__init__(message)
+        self.detail = detail
+
+
+# A line that states a problem, and lines that only point elsewhere (pip's "hint: See above
+# for details.", "note: ..."): the reason is the last of the former, else the last line.
+_PROBLEM = re.compile(r"(?i)(\berror\b|\berrors\b|\bfatal\b|\bfailed\b|\bfailure\b|"
+                      r"exception\b|\bcannot\b|\bcan't\b|\bno such\b|\bnot found\b|"
+                      r"\bdenied\b|\bmissing\b|\bundefined\b|\bno module named\b)")
+_POINTER = re.compile(r"(?i)^[\W_]*(note|hint|info|see above|traceback \(most recent)")
+
+
+def reason_line(lines: Sequence[str]) -> str:
+    """The output line that most likely names the cause of a failure."""
+    kept = [line.strip() for line in lines if line.strip()]
+    for line in reversed(kept):
+        if _PROBLEM.search(line) and not _POINTER.match(line):
+            return line
+    return kept[-1] if kept else ""
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:

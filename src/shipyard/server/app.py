@@ -20,9 +20,9 @@ from shipyard.web.pages import install as install_pages
 
 
 def create_app(settings: Settings, db_url: str, repo_dir: str | os.PathLike[str] | None = None,
-               *, bind: str | None = None) -> FastAPI:
+               *, bind: str | None = None, publish: bool = True) -> FastAPI:
     """The farm coordinator's API (:func:`shipyard.farm.app.create_app`) plus the pages."""
-    app = farm_app.create_app(settings, db_url, repo_dir, bind=bind)
+    app = farm_app.create_app(settings, db_url, repo_dir, bind=bind, publish=publish)
     install_pages(app)
     return app
 
@@ -55,9 +55,34 @@ def listen(bind: str) -> tuple[socket.socket, str]:
     return sock, f"{shown}:{actual}"
 
 
-def serve(app: FastAPI, sock: socket.socket, *, access_log: bool = False) -> None:
-    """Run ``app`` under Uvicorn on ``sock`` until it is told to stop."""
+def adopt(fd: int) -> tuple[socket.socket, str]:
+    """The listening TCP socket a supervisor (or the demo) bound and handed over as ``fd``,
+    and the ``host:port`` it listens on."""
+    try:
+        sock = socket.socket(fileno=fd)
+    except OSError as exc:
+        raise UsageError(f"--socket-fd {fd}: not an open socket ({exc.strerror})") from None
+    if sock.type != socket.SOCK_STREAM or sock.family not in (socket.AF_INET,
+                                                              socket.AF_INET6):
+        raise UsageError(f"--socket-fd {fd}: not a TCP socket")
+    if not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+        raise UsageError(f"--socket-fd {fd}: the socket is not listening")
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if sock.family == socket.AF_INET6 else host
+    return sock, f"{shown}:{port}"
+
+
+def serve(app: FastAPI, sock: socket.socket, *, access_log: bool = False,
+          trusted_proxies: list[str] | None = None) -> None:
+    """Run ``app`` under Uvicorn on ``sock`` until it is told to stop.
+
+    X-Forwarded-For/-Proto are believed only from ``trusted_proxies``: Uvicorn would
+    otherwise believe them from 127.0.0.1, and any local client could pick its address
+    (and dodge the sign-in limit, which counts per address)."""
+    trusted = list(trusted_proxies or [])
     config = uvicorn.Config(app, log_level="info" if access_log else "warning",
+                            proxy_headers=bool(trusted),
+                            forwarded_allow_ips=",".join(trusted) if trusted else "",
                             access_log=access_log, lifespan="on",
                             timeout_graceful_shutdown=3, timeout_keep_alive=75)
     uvicorn.Server(config).run(sockets=[sock])

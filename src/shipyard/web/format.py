@@ -8,7 +8,7 @@ from typing import Any
 from jinja2 import Environment
 from markupsafe import Markup, escape
 
-STATE_LABELS = {"busy": "building"}
+STATE_LABELS = {"busy": "building", "publish-failed": "failed to publish"}
 
 
 def now() -> datetime:

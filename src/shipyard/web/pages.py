@@ -22,7 +22,7 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, Response, Streami
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
-from shipyard.db.farm_models import BUILD_STATES, FINAL_STATES, LIVE_STATES
+from shipyard.db.farm_models import FINAL_STATES, LIVE_STATES
 from shipyard.farm import service
 from shipyard.farm.errors import FarmError
 from shipyard.web import format as fmt
@@ -86,7 +86,7 @@ def router() -> APIRouter:
             web, request, visitor, "dashboard.html", "Dashboard", refresh=True,
             queued=service.list_builds(db, cfg, state="queued", limit=HISTORY),
             running=service.list_builds(db, cfg, state="running", limit=HISTORY),
-            failures=service.list_builds(db, cfg, state="failed", limit=10),
+            failures=service.list_failures(db, cfg, limit=10),
             workers=workers, online=sum(1 for w in workers if w["status"] != "offline"),
             failed_today=queries.failures_since(db, 24),
             stale=service.stale(db, web.stale_days), stale_days=web.stale_days)
@@ -97,9 +97,9 @@ def router() -> APIRouter:
                package: str | None = None, worker: str | None = None,
                before: int | None = Query(None, ge=1, le=MAX_ID)) -> Response:
         state = state or None
-        if state is not None and state not in BUILD_STATES:
+        if state is not None and state not in service.FILTER_STATES:
             raise PageError(400, f"Unknown state {state!r}: choose one of "
-                                 f"{', '.join(BUILD_STATES)}.")
+                                 f"{', '.join(service.FILTER_STATES)}.")
         package = (package or "").strip()[:300] or None
         worker = (worker or "").strip()[:100] or None
         rows = service.list_builds(web.db, web.cfg, state=state, package=package,
@@ -111,7 +111,7 @@ def router() -> APIRouter:
             older = "/builds?" + "&".join(f"{k}={quote(str(v), safe=':')}"
                                           for k, v in params.items() if v)
         return render(web, request, visitor, "builds.html", "Builds", refresh=before is None,
-                      builds=rows, states=BUILD_STATES, state=state, package=package or "",
+                      builds=rows, states=service.FILTER_STATES, state=state, package=package or "",
                       worker=worker or "", older=older)
 
     @r.get("/builds/{build_id}", response_class=HTMLResponse)

@@ -7,9 +7,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 
-from shipyard.db.farm_models import FAILED, FarmBuild
+from shipyard.db.farm_models import FAILED, SUCCEEDED, FarmBuild
 from shipyard.farm.db import FarmDB, utcnow
 from shipyard.farm.service import FarmConfig, build_view
 
@@ -18,7 +18,9 @@ def failures_since(db: FarmDB, hours: float) -> int:
     since = utcnow() - timedelta(hours=hours)
     with db.read() as session:
         return session.scalar(select(func.count()).select_from(FarmBuild).where(
-            FarmBuild.state == FAILED, FarmBuild.finished_at >= since)) or 0
+            or_(FarmBuild.state == FAILED,
+                and_(FarmBuild.state == SUCCEEDED, FarmBuild.publish_state == "error")),
+            FarmBuild.finished_at >= since)) or 0
 
 
 def publish_backlog(db: FarmDB, cfg: FarmConfig, limit: int = 50) -> dict[str, Any]:
@@ -26,9 +28,10 @@ def publish_backlog(db: FarmDB, cfg: FarmConfig, limit: int = 50) -> dict[str, A
     with db.read() as session:
         waiting = session.scalar(select(func.count()).select_from(FarmBuild).where(
             FarmBuild.publish_state.in_(("pending", "uploaded")))) or 0
-        errors = [build_view(b, cfg) for b in session.scalars(
-            select(FarmBuild).where(FarmBuild.publish_state == "error")
-            .order_by(FarmBuild.id.desc()).limit(limit))]
+        table = FarmBuild.__table__
+        errors = [build_view(dict(row._mapping), cfg) for row in session.execute(
+            select(table).where(table.c.publish_state == "error")
+            .order_by(table.c.id.desc()).limit(limit))]
         published = session.scalar(select(func.count()).select_from(FarmBuild).where(
             FarmBuild.publish_state == "published")) or 0
     return {"waiting": waiting, "errors": errors, "published": published}

@@ -33,20 +33,32 @@
 
   // The live log of a queued or running build.
   var log = document.getElementById("log");
+  // A finished build's log opens at its end too: that is where the cause is.
+  if (log) { log.scrollTop = log.scrollHeight; }
   if (log && log.dataset.stream && window.EventSource) {
     var status = document.getElementById("log-status");
     var url = log.dataset.stream + "?offset=" + encodeURIComponent(log.dataset.offset || "0");
     var source = new EventSource(url);
     if (status) { status.hidden = false; }
-    var following = function () {
+    // Open at the end and follow new lines until the reader scrolls up; scrolling back
+    // to the bottom follows again. Any move up stops following at once (a smooth scroll
+    // passes near the bottom first), and following only ever moves the box down.
+    var atEnd = function () {
       return log.scrollHeight - log.scrollTop - log.clientHeight < 40;
     };
+    var follow = true;
+    var lastTop = 0;
+    var toEnd = function () { log.scrollTop = log.scrollHeight; lastTop = log.scrollTop; };
+    log.addEventListener("scroll", function () {
+      if (log.scrollTop < lastTop - 1) { follow = false; } else if (atEnd()) { follow = true; }
+      lastTop = log.scrollTop;
+    });
+    toEnd();
     source.addEventListener("log", function (event) {
       var data = JSON.parse(event.data);
-      var stick = following();
       log.appendChild(document.createTextNode(data.text));
       log.dataset.offset = String(data.next);
-      if (stick) { log.scrollTop = log.scrollHeight; }
+      if (follow) { toEnd(); }
     });
     source.addEventListener("state", function (event) {
       var data = JSON.parse(event.data);
