@@ -79,6 +79,33 @@ def pid_file_template(settings: Settings) -> str:
     return str(Path(os.path.abspath(settings.runtime_root)) / "%i" / "run" / PID_FILE)
 
 
+# The node units start service instances as other users, create those users, chown their
+# runtime directories and signal their processes, and every instance inherits the unit's
+# sandbox. So they keep the capabilities that needs, a writable /etc (useradd), the
+# namespaces and system calls a service may use, and the real /tmp (an instance started
+# by systemd must see the same /tmp as one started from a shell); they lose the rest.
+NODE_SANDBOX = """\
+# Sandbox (systemd.exec(5)), limited by the job: this unit starts service instances as
+# their own users (setuid/setgid, useradd, chown of runtime dirs, signals to them), and
+# each instance inherits what is set here. Hence no NoNewPrivileges= (a service may rely
+# on a set-uid helper), ProtectSystem=full rather than strict (/etc stays writable for
+# useradd; services write where their packages say), no PrivateTmp= (instances started
+# here and from a shell must share /tmp), no system-call or namespace filter. Root
+# instances (--user root) get these capabilities only, and no exotic socket family.
+CapabilityBoundingSet=CAP_CHOWN CAP_DAC_OVERRIDE CAP_DAC_READ_SEARCH CAP_FOWNER CAP_FSETID \
+CAP_KILL CAP_SETGID CAP_SETUID CAP_NET_BIND_SERVICE CAP_AUDIT_WRITE
+ProtectSystem=full
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
+ProtectClock=yes
+ProtectControlGroups=yes
+RestrictRealtime=yes
+LockPersonality=yes
+SystemCallArchitectures=native
+RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK
+"""
+
+
 def systemd_units(settings: Settings, command: list[str] | None = None) -> list[UnitFile]:
     command = command or shipyard_command()
     env = _env_lines(_environment(settings))
@@ -101,6 +128,7 @@ ExecStop={_exec(command, "svc", "shutdown")}
 TimeoutStartSec=15min
 TimeoutStopSec=15min
 
+{NODE_SANDBOX}
 [Install]
 WantedBy=multi-user.target
 """
@@ -121,6 +149,7 @@ RestartSec=2
 TimeoutStartSec={instance_start}
 TimeoutStopSec={instance_stop}
 
+{NODE_SANDBOX}
 [Install]
 WantedBy=multi-user.target
 """
@@ -132,7 +161,8 @@ Description=Rotate Shipyard service instance logs
 [Service]
 Type=oneshot
 {env}ExecStart={_exec(command, "svc", "rotate")}
-"""
+
+{NODE_SANDBOX}"""
     rotate_timer = """\
 # Written by `shipyard svc init-system --systemd`.
 [Unit]
