@@ -159,7 +159,9 @@ def create_app(settings: Settings, db_url: str, repo_dir: str | os.PathLike[str]
             await coordinator.stop()
             db.dispose()
 
+    # /docs is served from the coordinator itself (farm.apidocs), never from a CDN.
     app = FastAPI(title="Shipyard farm coordinator", version=__version__, lifespan=lifespan,
+                  docs_url=None, redoc_url=None,
                   description="Build requests, workers, logs and packages of the farm. "
                               "Reads are anonymous; changes need a bearer token.")
     app.state.coordinator = coordinator
@@ -173,6 +175,9 @@ def create_app(settings: Settings, db_url: str, repo_dir: str | os.PathLike[str]
     app.include_router(_public_routes())
     app.include_router(_worker_routes())
     app.include_router(_control_routes())
+    from shipyard.farm.apidocs import install as install_api_docs
+
+    install_api_docs(app)
     from shipyard.web.pages import install as install_pages  # the web UI (shipyard.web)
 
     install_pages(app)
