@@ -85,7 +85,7 @@ def test_units_verify_and_score_ok(shipyard: Shipyard, tmp_path: Path,
         assert f"BindPaths={path}\n" in coordinator
     # bubblewrap's needs stay allowed in the worker, and are explained there.
     assert "RestrictNamespaces=user mnt pid net ipc uts cgroup\n" in worker
-    assert "SystemCallFilter=@system-service @mount\n" in worker
+    assert "SystemCallFilter=@system-service @mount @debug\n" in worker
     assert "bubblewrap" in worker and "ProtectKernelTunables" in worker
     assert not re.search(r"^ProtectKernelTunables=", worker, re.M)
     assert re.search(r"^ExecStart=/\S+ farm worker --capacity 2 --coordinator "

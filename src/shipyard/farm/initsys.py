@@ -87,11 +87,13 @@ _WORKER_SANDBOX = """\
 # - no PrivateUsers= (bubblewrap maps the worker's own user into each build) and no
 #   MemoryDenyWriteExecute= (it would be inherited by every build: JIT compilers such as
 #   the JVM's or V8's would fail).
+# The system-call filter is inherited by builds too: @resources stays allowed (a build's
+# time and memory limits are rlimits; `ulimit` and `nice` in build scripts) and so does
+# @debug (ptrace: test suites under a debugger or a leak sanitizer).
 # bubblewrap needs no capability and works under NoNewPrivileges (it is not set-uid here).
 RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX AF_NETLINK
 RestrictNamespaces=user mnt pid net ipc uts cgroup
-SystemCallFilter=@system-service @mount
-SystemCallFilter=~@resources
+SystemCallFilter=@system-service @mount @debug
 """
 
 
