@@ -106,6 +106,15 @@ def render() -> dict[str, str]:
         summary = " ".join(_help(command).split("\n\n")[0].split())
         main += [".TP", f"\\fB{roff(name)}\\fR", roff(summary)
                  + (f" See \\fB{roff(page)}\\fR(1)." if page != "shipyard" else "")]
+    for name, command in groups:
+        if _is_group(command):
+            continue
+        sub_ctx = _context(command, name, root_ctx)
+        main += [".SS " + roff(sub_ctx.command_path), ".nf", roff(_usage(command, sub_ctx)),
+                 ".fi", *_paragraphs(_help(command))]
+        params = _params(command, sub_ctx)
+        if params:
+            main += [".PP", "Arguments and options:", ".RS", *params, ".RE"]
     main += [".SH ENVIRONMENT", ".TP", "\\fBSHIPYARD_HOME\\fR", "Same as \\fB\\-\\-home\\fR.",
              ".TP", "\\fBSHIPYARD_CONFIG\\fR", "Same as \\fB\\-\\-config\\fR.",
              ".SH SEE ALSO",

@@ -111,10 +111,11 @@ def test_man_pages_are_generated_and_parse(tmp_path: Path) -> None:
         ["shipyard.1", *(f"shipyard-{g}.1" for g in groups)])
     pkg = (out / "shipyard-pkg.1").read_text()
     assert "Build (when [build] says how)" in pkg
-    for _command, path in walk(root):
+    for command, path in walk(root):
         words = path.split()
-        if len(words) > 2 and not hasattr(_command, "commands"):
-            page = (out / f"shipyard-{words[1]}.1").read_text()
+        if len(words) >= 2 and not hasattr(command, "commands"):
+            name = f"shipyard-{words[1]}.1" if len(words) > 2 else "shipyard.1"
+            page = (out / name).read_text()
             assert f".SS {path.replace('-', chr(92) + '-')}\n" in page, path
     assert shutil.which("groff"), ".ci/run installs groff for this test"
     for page in out.iterdir():
