@@ -27,7 +27,13 @@ from pathlib import Path
 from shipyard.config import Settings
 from shipyard.errors import ShipyardError
 from shipyard.fsutil import atomic_write
-from shipyard.svc.initsys import UnitFile, _env_lines, _environment, _exec, shipyard_command
+from shipyard.svc.initsys import (
+    UnitFile,
+    env_lines,
+    exec_words,
+    shipyard_command,
+    unit_environment,
+)
 
 DEFAULT_USER = "shipyard-farm"
 COORDINATOR_UNIT = "shipyard-coordinator.service"
@@ -117,10 +123,10 @@ def _paths_section(writable: list[Path], readable: list[Path]) -> str:
     lines.append("ProtectHome=tmpfs\n" if hides_home else "ProtectHome=yes\n")
     for path in writable:
         hidden = any(_below(path, h) for h in _HIDDEN)
-        lines.append(f"{'BindPaths' if hidden else 'ReadWritePaths'}={_exec([str(path)])}\n")
+        lines.append(f"{'BindPaths' if hidden else 'ReadWritePaths'}={exec_words([str(path)])}\n")
     for path in readable:
         if any(_below(path, h) for h in _HIDDEN):
-            lines.append(f"BindReadOnlyPaths={_exec([str(path)])}\n")
+            lines.append(f"BindReadOnlyPaths={exec_words([str(path)])}\n")
     return "".join(lines)
 
 
@@ -152,7 +158,7 @@ def farm_units(settings: Settings, *, user: str = DEFAULT_USER, coordinator: boo
                worker: bool = True, repo: Path | None = None, worker_url: str = "",
                capacity: int = 1, command: list[str] | None = None) -> FarmUnits:
     command = command or shipyard_command()
-    env = _env_lines(_environment(settings))
+    env = env_lines(unit_environment(settings))
     readable = _program_paths(command)
     config_dir = Path(settings.config_dir).absolute()
     units: list[UnitFile] = []
@@ -174,7 +180,7 @@ Type=exec
 User={user}
 {env}# Secrets (SHIPYARD_SMTP_PASSWORD, a farm.db URL with a password): root-only file.
 EnvironmentFile=-{env_file}
-ExecStart={_exec(command, *serve)}
+ExecStart={exec_words(command, *serve)}
 Restart=on-failure
 RestartSec=2
 
@@ -203,7 +209,7 @@ User={user}
 {env}# SHIPYARD_FARM_TOKEN=... lives here (root only, 0600): never on the command line,
 # and builds never see it (they get a scrubbed environment).
 EnvironmentFile={env_file}
-ExecStart={_exec(command, *args)}
+ExecStart={exec_words(command, *args)}
 Restart=always
 RestartSec=5
 # Builds are killed with the worker.

@@ -45,7 +45,8 @@ def shipyard_command() -> list[str]:
     return [sys.executable, "-m", "shipyard.cli.main"]
 
 
-def _environment(settings: Settings) -> dict[str, str]:
+def unit_environment(settings: Settings) -> dict[str, str]:
+    """The roots in effect now, so that a unit (here or the farm's) sees the same ones."""
     env = {}
     for name in ("SHIPYARD_HOME", "SHIPYARD_CONFIG"):
         if os.environ.get(name):
@@ -63,11 +64,12 @@ def _systemd_quote(word: str) -> str:
     return '"' + word.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _exec(command: list[str], *args: str) -> str:
+def exec_words(command: list[str], *args: str) -> str:
+    """Words as one systemd command line (or path list), quoted where systemd needs it."""
     return " ".join(_systemd_quote(w) for w in [*command, *args])
 
 
-def _env_lines(env: dict[str, str]) -> str:
+def env_lines(env: dict[str, str]) -> str:
     return "".join(f'Environment="{k}={v}"\n' for k, v in sorted(env.items()))
 
 
@@ -108,7 +110,7 @@ RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK
 
 def systemd_units(settings: Settings, command: list[str] | None = None) -> list[UnitFile]:
     command = command or shipyard_command()
-    env = _env_lines(_environment(settings))
+    env = env_lines(unit_environment(settings))
     start_timeout = float(settings.get("svc.start_timeout"))
     stop_timeout = float(settings.get("svc.stop_timeout"))
     instance_start = int(start_timeout + float(settings.get("svc.start_grace")) + 30)
@@ -123,8 +125,8 @@ After=network-online.target local-fs.target remote-fs.target
 [Service]
 Type=oneshot
 RemainAfterExit=yes
-{env}ExecStart={_exec(command, "svc", "boot")}
-ExecStop={_exec(command, "svc", "shutdown")}
+{env}ExecStart={exec_words(command, "svc", "boot")}
+ExecStop={exec_words(command, "svc", "shutdown")}
 TimeoutStartSec=15min
 TimeoutStopSec=15min
 
@@ -142,8 +144,8 @@ After=network-online.target local-fs.target remote-fs.target
 [Service]
 Type=forking
 PIDFile={pid_file_template(settings)}
-{env}ExecStart={_exec(command, "svc", "start", "%i")}
-ExecStop={_exec(command, "svc", "stop", "%i")}
+{env}ExecStart={exec_words(command, "svc", "start", "%i")}
+ExecStop={exec_words(command, "svc", "stop", "%i")}
 Restart=on-failure
 RestartSec=2
 TimeoutStartSec={instance_start}
@@ -160,7 +162,7 @@ Description=Rotate Shipyard service instance logs
 
 [Service]
 Type=oneshot
-{env}ExecStart={_exec(command, "svc", "rotate")}
+{env}ExecStart={exec_words(command, "svc", "rotate")}
 
 {NODE_SANDBOX}"""
     rotate_timer = """\
@@ -184,7 +186,7 @@ WantedBy=timers.target
 def sysv_script(settings: Settings, command: list[str] | None = None) -> UnitFile:
     command = command or shipyard_command()
     exports = "".join(f"{k}={shlex.quote(v)}\nexport {k}\n"
-                      for k, v in sorted(_environment(settings).items()))
+                      for k, v in sorted(unit_environment(settings).items()))
     text = f"""\
 #!/bin/sh
 # Written by `shipyard svc init-system --sysv`.
