@@ -125,3 +125,15 @@ def test_man_pages_are_generated_and_parse(tmp_path: Path) -> None:
     rendered = subprocess.run(["groff", "-man", "-Tutf8", str(out / "shipyard-farm.1")],
                               capture_output=True, text=True, timeout=120).stdout
     assert "init-system" in re.sub(r".\x08", "", rendered)
+
+
+def test_version_builds_no_group(shipyard: Shipyard) -> None:
+    """--version answers from the root options: no group's commands are built for it."""
+    from shipyard import __version__
+
+    result = shipyard.run("--version", env={"PYTHONPROFILEIMPORTTIME": "1"})
+    assert result.stdout == f"shipyard {__version__}\n"
+    imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert "typer" in imported  # the check below can fail
+    assert not {"shipyard.cli.farm", "shipyard.cli.svc", "shipyard.cli.pkg"} & imported
