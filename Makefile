@@ -2,30 +2,42 @@
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# The demo needs only the project and its `demo` extra; the test tooling (pytest, ruff,
+# mypy, Playwright, schemathesis...) comes on top for `make test`, `lint` and `bench`.
+# (Python 3.11's own pip installs all of it: no pip upgrade on the way.)
+DEMO_STAMP := $(VENV)/.installed-demo
+TEST_STAMP := $(VENV)/.installed-test
 DEMO_ARGS ?=
+MAN_DIR ?= build/man
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench man clean
 
-$(STAMP): pyproject.toml
+$(DEMO_STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
-	touch $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[demo]'
+	touch $@
 
-demo: $(STAMP)
+$(TEST_STAMP): $(DEMO_STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[demo,test]'
+	touch $@
+
+demo: $(DEMO_STAMP)
 	$(BIN)/shipyard demo $(DEMO_ARGS)
 
-test: $(STAMP)
+test: $(TEST_STAMP)
 	$(BIN)/ruff check src tests bench scripts
 	PYTHONPATH=src $(BIN)/lint-imports
 	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
-lint: $(STAMP)
+lint: $(TEST_STAMP)
 	$(BIN)/ruff check src tests bench scripts
 	PYTHONPATH=src $(BIN)/lint-imports
 
-bench: $(STAMP)
+# Man pages from the command tree (the same one docs/reference/cli.md is written from).
+man: $(DEMO_STAMP)
+	$(BIN)/python scripts/gen_man.py --out $(MAN_DIR)
+
+bench: $(TEST_STAMP)
 	# The publish peer, apt-ftparchive, is a Debian package (the other peers pip-install
 	# themselves into bench/.peers/).
 	command -v apt-ftparchive >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq apt-utils)

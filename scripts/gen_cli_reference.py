@@ -28,7 +28,6 @@ from unittest import mock
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-import typer  # noqa: E402
 
 CLI_MD = ROOT / "docs" / "reference" / "cli.md"
 CONFIG_MD = ROOT / "docs" / "reference" / "config.md"
@@ -132,9 +131,9 @@ def _usage(command: Command, ctx: Context) -> str:
 
 
 def render_cli() -> str:
-    from shipyard.cli.app import build_app
+    from shipyard.cli.app import command_tree
 
-    root = typer.main.get_command(build_app())
+    root = command_tree()
     root_ctx = _context(root, "shipyard", None)
     out = [
         "# Command reference",
@@ -184,9 +183,9 @@ def render_cli() -> str:
 
 def command_paths() -> list[str]:
     """Every command path (``shipyard svc upgrade``), groups included; for the tests."""
-    from shipyard.cli.app import build_app
+    from shipyard.cli.app import command_tree
 
-    root = typer.main.get_command(build_app())
+    root = command_tree()
     return [ctx.command_path for _cmd, ctx in _walk(root, _context(root, "shipyard", None))]
 
 

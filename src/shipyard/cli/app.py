@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import importlib
 import sys
+from typing import Any
 
 import typer
 from typer.exceptions import TyperException
 
 from shipyard import __version__
+from shipyard.cli import help as helptext
 from shipyard.cli.common import State
 
 # Group name -> module holding its ``app``, in the order ``--help`` lists them.
@@ -30,6 +32,10 @@ GROUPS = {
     "config": "shipyard.cli.config",
 }
 DEMO_HELP = "Run the whole pipeline on this machine, end to end."
+COMPLETION_HELP = "Print the shell completion script for bash, zsh or fish."
+SHELLS = ("bash", "zsh", "fish")
+# Click's shell-completion protocol: the completion script runs `shipyard` with this set.
+COMPLETE_VAR = "_SHIPYARD_COMPLETE"
 # Root options that take a value: the group is the first word that is not one of them.
 _VALUE_OPTIONS = ("--home", "--config")
 
@@ -53,6 +59,21 @@ def _root(
     ctx.obj = State(home, config, debug)
 
 
+def _completion(
+    shell: str = typer.Argument(..., metavar="SHELL", help="bash, zsh or fish."),
+) -> None:
+    """The completion script for SHELL, to source or to install (see the operator guide)."""
+    from typer.completion import get_completion_script
+
+    from shipyard.errors import UsageError
+
+    if shell not in SHELLS:
+        raise UsageError(f"completion: unknown shell {shell!r} (expected one of: "
+                         f"{', '.join(SHELLS)})")
+    typer.echo(get_completion_script(prog_name="shipyard", complete_var=COMPLETE_VAR,
+                                     shell=shell))
+
+
 def requested_group(args: list[str]) -> str | None:
     """The first word after the root options (``None`` when there is none)."""
     skip = False
@@ -66,18 +87,22 @@ def requested_group(args: list[str]) -> str | None:
     return None
 
 
-def build_app(group: str | None = None) -> typer.Typer:
-    """The command tree: every group, or only ``group`` when it names one."""
+def build_app(group: str | None = None, *, groups: bool = True) -> typer.Typer:
+    """The command tree: every group, or only ``group`` when it names one, or none at all
+    (``groups=False``: the root options only, which is all ``--version`` needs)."""
     app = typer.Typer(
         name="shipyard",
         help="From a git push to running, wired service instances.",
         no_args_is_help=True,
-        add_completion=False,
+        # --install-completion / --show-completion, and the completion protocol itself.
+        add_completion=True,
         pretty_exceptions_enable=False,
         context_settings={"help_option_names": ["-h", "--help"]},
     )
     app.callback()(_root)
-    known = group in GROUPS or group == "demo"
+    if not groups:
+        return helptext.literal(app)
+    known = group in GROUPS or group in ("demo", "completion")
     for name, module in GROUPS.items():
         if not known or name == group:
             app.add_typer(importlib.import_module(module).app, name=name)
@@ -85,7 +110,14 @@ def build_app(group: str | None = None) -> typer.Typer:
         from shipyard.cli import demo as demo_cmd
 
         app.command("demo", help=DEMO_HELP)(demo_cmd.demo)
-    return app
+    if not known or group == "completion":
+        app.command("completion", help=COMPLETION_HELP)(_completion)
+    return helptext.literal(app)
+
+
+def command_tree(group: str | None = None, *, groups: bool = True) -> Any:
+    """The Click command ``--help`` prints, the reference and the man pages describe."""
+    return helptext.words(typer.main.get_command(build_app(group, groups=groups)))
 
 
 def run(args: list[str]) -> int:
@@ -95,9 +127,14 @@ def run(args: list[str]) -> int:
     :func:`shipyard.cli.main.main`, which reports it the same way for every path.
     """
     try:
-        app = build_app(requested_group(args))
+        group = requested_group(args)
+        # --version is eager: it answers before any group would be looked at, so building
+        # Typer commands of every group (~0.1 s) would be spent for nothing.
+        version_only = group is None and "--version" in args and "--help" not in args \
+            and "-h" not in args
+        command = command_tree(group, groups=not version_only)
         # With standalone_mode=False, Click returns the code of a `typer.Exit` instead.
-        result = app(args=args, prog_name="shipyard", standalone_mode=False)
+        result = command.main(args=args, prog_name="shipyard", standalone_mode=False)
     except typer.Exit as exc:
         return exc.exit_code
     except typer.Abort:

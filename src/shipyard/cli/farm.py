@@ -16,7 +16,7 @@ from typing import Any
 
 import typer
 
-from shipyard.cli import farm_user
+from shipyard.cli import farm_initsys, farm_user
 from shipyard.cli.common import print_json, print_table, settings
 from shipyard.config import Settings
 from shipyard.errors import ShipyardError, UsageError
@@ -32,6 +32,7 @@ app.add_typer(hook_app, name="hook")
 app.add_typer(build_app, name="build")
 app.add_typer(workers_app, name="workers")
 app.add_typer(farm_user.app, name="user")
+app.command("init-system")(farm_initsys.init_system)
 
 DB_HELP = "Farm database URL (default: farm.db, else SQLite under the state dir)."
 COORD_HELP = "Coordinator URL (default: farm.url, else http://<farm.bind>)."

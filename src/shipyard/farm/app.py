@@ -28,6 +28,7 @@ from shipyard.config import Settings
 from shipyard.coords import validate_group, validate_id, validate_version
 from shipyard.errors import CoordinateError, ShipyardError
 from shipyard.farm import service
+from shipyard.farm.apidocs import install as install_api_docs
 from shipyard.farm.coordinator import Coordinator
 from shipyard.farm.db import FarmDB
 from shipyard.farm.errors import FarmError, Forbidden, TooLarge, Unauthorized
@@ -165,7 +166,9 @@ def create_app(settings: Settings, db_url: str, repo_dir: str | os.PathLike[str]
             await coordinator.stop()
             db.dispose()
 
+    # /docs is served from the coordinator itself (farm.apidocs), never from a CDN.
     app = FastAPI(title="Shipyard farm coordinator", version=__version__, lifespan=lifespan,
+                  docs_url=None, redoc_url=None,
                   description="Build requests, workers, logs and packages of the farm. "
                               "Reads are anonymous; changes need a bearer token.")
     app.state.coordinator = coordinator
@@ -179,6 +182,7 @@ def create_app(settings: Settings, db_url: str, repo_dir: str | os.PathLike[str]
     app.include_router(_public_routes())
     app.include_router(_worker_routes())
     app.include_router(_control_routes())
+    install_api_docs(app)
     return app
 
 

@@ -45,7 +45,8 @@ def shipyard_command() -> list[str]:
     return [sys.executable, "-m", "shipyard.cli.main"]
 
 
-def _environment(settings: Settings) -> dict[str, str]:
+def unit_environment(settings: Settings) -> dict[str, str]:
+    """The roots in effect now, so that a unit (here or the farm's) sees the same ones."""
     env = {}
     for name in ("SHIPYARD_HOME", "SHIPYARD_CONFIG"):
         if os.environ.get(name):
@@ -63,11 +64,12 @@ def _systemd_quote(word: str) -> str:
     return '"' + word.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _exec(command: list[str], *args: str) -> str:
+def exec_words(command: list[str], *args: str) -> str:
+    """Words as one systemd command line (or path list), quoted where systemd needs it."""
     return " ".join(_systemd_quote(w) for w in [*command, *args])
 
 
-def _env_lines(env: dict[str, str]) -> str:
+def env_lines(env: dict[str, str]) -> str:
     return "".join(f'Environment="{k}={v}"\n' for k, v in sorted(env.items()))
 
 
@@ -79,9 +81,36 @@ def pid_file_template(settings: Settings) -> str:
     return str(Path(os.path.abspath(settings.runtime_root)) / "%i" / "run" / PID_FILE)
 
 
+# The node units start service instances as other users, create those users, chown their
+# runtime directories and signal their processes, and every instance inherits the unit's
+# sandbox. So they keep the capabilities that needs, a writable /etc (useradd), the
+# namespaces and system calls a service may use, and the real /tmp (an instance started
+# by systemd must see the same /tmp as one started from a shell); they lose the rest.
+NODE_SANDBOX = """\
+# Sandbox (systemd.exec(5)), limited by the job: this unit starts service instances as
+# their own users (setuid/setgid, useradd, chown of runtime dirs, signals to them), and
+# each instance inherits what is set here. Hence no NoNewPrivileges= (a service may rely
+# on a set-uid helper), ProtectSystem=full rather than strict (/etc stays writable for
+# useradd; services write where their packages say), no PrivateTmp= (instances started
+# here and from a shell must share /tmp), no system-call or namespace filter. Root
+# instances (--user root) get these capabilities only, and no exotic socket family.
+CapabilityBoundingSet=CAP_CHOWN CAP_DAC_OVERRIDE CAP_DAC_READ_SEARCH CAP_FOWNER CAP_FSETID \
+CAP_KILL CAP_SETGID CAP_SETUID CAP_NET_BIND_SERVICE CAP_AUDIT_WRITE
+ProtectSystem=full
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
+ProtectClock=yes
+ProtectControlGroups=yes
+RestrictRealtime=yes
+LockPersonality=yes
+SystemCallArchitectures=native
+RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK
+"""
+
+
 def systemd_units(settings: Settings, command: list[str] | None = None) -> list[UnitFile]:
     command = command or shipyard_command()
-    env = _env_lines(_environment(settings))
+    env = env_lines(unit_environment(settings))
     start_timeout = float(settings.get("svc.start_timeout"))
     stop_timeout = float(settings.get("svc.stop_timeout"))
     instance_start = int(start_timeout + float(settings.get("svc.start_grace")) + 30)
@@ -96,11 +125,12 @@ After=network-online.target local-fs.target remote-fs.target
 [Service]
 Type=oneshot
 RemainAfterExit=yes
-{env}ExecStart={_exec(command, "svc", "boot")}
-ExecStop={_exec(command, "svc", "shutdown")}
+{env}ExecStart={exec_words(command, "svc", "boot")}
+ExecStop={exec_words(command, "svc", "shutdown")}
 TimeoutStartSec=15min
 TimeoutStopSec=15min
 
+{NODE_SANDBOX}
 [Install]
 WantedBy=multi-user.target
 """
@@ -114,13 +144,14 @@ After=network-online.target local-fs.target remote-fs.target
 [Service]
 Type=forking
 PIDFile={pid_file_template(settings)}
-{env}ExecStart={_exec(command, "svc", "start", "%i")}
-ExecStop={_exec(command, "svc", "stop", "%i")}
+{env}ExecStart={exec_words(command, "svc", "start", "%i")}
+ExecStop={exec_words(command, "svc", "stop", "%i")}
 Restart=on-failure
 RestartSec=2
 TimeoutStartSec={instance_start}
 TimeoutStopSec={instance_stop}
 
+{NODE_SANDBOX}
 [Install]
 WantedBy=multi-user.target
 """
@@ -131,8 +162,9 @@ Description=Rotate Shipyard service instance logs
 
 [Service]
 Type=oneshot
-{env}ExecStart={_exec(command, "svc", "rotate")}
-"""
+{env}ExecStart={exec_words(command, "svc", "rotate")}
+
+{NODE_SANDBOX}"""
     rotate_timer = """\
 # Written by `shipyard svc init-system --systemd`.
 [Unit]
@@ -154,7 +186,7 @@ WantedBy=timers.target
 def sysv_script(settings: Settings, command: list[str] | None = None) -> UnitFile:
     command = command or shipyard_command()
     exports = "".join(f"{k}={shlex.quote(v)}\nexport {k}\n"
-                      for k, v in sorted(_environment(settings).items()))
+                      for k, v in sorted(unit_environment(settings).items()))
     text = f"""\
 #!/bin/sh
 # Written by `shipyard svc init-system --sysv`.
