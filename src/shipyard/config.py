@@ -68,8 +68,6 @@ SETTINGS: tuple[Setting, ...] = (
             "runtime root: one directory per service instance"),
     Setting("paths.state", "path", _home_default("state", "/var/lib/shipyard"),
             "state: install locks, link state, farm database"),
-    Setting("paths.log", "path", _home_default("log", "/var/log/shipyard"),
-            "Shipyard's own logs"),
     Setting("paths.run", "path", _home_default("run", "/run/shipyard"),
             "volatile state: pid files and sockets of Shipyard itself"),
     Setting("repo.url", "str", "", "repository a node installs from (file://, http://, https://)"),
@@ -110,6 +108,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("farm.artifacts", "path", _under("paths.state", "farm-artifacts"),
             "where the coordinator keeps uploaded packages (shared by all coordinators)"),
     Setting("farm.token", "str", "", "token farm client commands send (worker, hook, admin)"),
+    Setting("farm.bwrap", "str", "bwrap",
+            "bubblewrap binary a worker runs builds in (Debian's bubblewrap)"),
+    Setting("farm.build_time_limit", "int", 7200,
+            "seconds a worker lets a build run (0: no limit; build.timeout may be shorter)"),
+    Setting("farm.build_memory_limit", "int", 8192,
+            "MiB of address space per build process on a worker (0: no limit)"),
     Setting("farm.poll_seconds", "float", 1.0,
             "how often a waiting claim re-reads the queue (other coordinators' requests)"),
     Setting("farm.channels", "list", [],
@@ -224,10 +228,6 @@ class Settings:
     @property
     def state_dir(self) -> Path:
         return self.path("paths.state")
-
-    @property
-    def log_dir(self) -> Path:
-        return self.path("paths.log")
 
     @property
     def run_dir(self) -> Path:

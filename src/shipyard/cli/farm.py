@@ -15,7 +15,14 @@ from typing import Any
 import typer
 
 from shipyard.cli import farm_user
-from shipyard.cli.common import print_json, print_table, settings
+from shipyard.cli.common import (
+    log_format_option,
+    log_level_option,
+    print_json,
+    print_table,
+    settings,
+    start_logging,
+)
 from shipyard.config import Settings
 from shipyard.errors import ShipyardError, UsageError
 
@@ -81,8 +88,10 @@ def serve(
     repo: Path = typer.Option(None, "--repo", help="Repository that receives built "
                                                    "packages (upload + publish)."),
     access_log: bool = typer.Option(False, "--access-log", help="Log every HTTP request."),
+    log_level: str = log_level_option(),
+    log_format: str = log_format_option(),
 ) -> None:
-    """Run the coordinator (FastAPI under Uvicorn; OpenAPI at /docs)."""
+    """Run the coordinator (FastAPI under Uvicorn; OpenAPI at /docs, metrics at /metrics)."""
     import socket
 
     import uvicorn
@@ -90,6 +99,7 @@ def serve(
     from shipyard.farm.app import create_app
     from shipyard.farm.db import default_db_url
 
+    start_logging(log_level, log_format)
     effective = settings(ctx, farm__bind=bind, farm__db=db)
     host, port = _parse_bind(str(effective.get("farm.bind")))
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -106,7 +116,7 @@ def serve(
     shown = f"[{host}]" if family == socket.AF_INET6 else host
     url = default_db_url(effective)
     app = create_app(effective, url, repo, bind=f"{shown}:{actual}")
-    config = uvicorn.Config(app, log_level="info" if access_log else "warning",
+    config = uvicorn.Config(app, log_config=None,  # logging is configured above
                             access_log=access_log, lifespan="on",
                             timeout_graceful_shutdown=3, timeout_keep_alive=75)
     server = uvicorn.Server(config)
@@ -135,8 +145,20 @@ def worker(
                              help="Serve a redirect to this worker's page on PORT."),
     keep_failed: bool = typer.Option(False, "--keep-failed",
                                      help="Keep the directories of failed builds."),
+    no_sandbox: bool = typer.Option(False, "--no-sandbox",
+                                    help="Run builds without the bubblewrap sandbox (with "
+                                         "this worker's rights; see the operator guide)."),
+    time_limit: int = typer.Option(None, "--build-time-limit", min=0, metavar="SECONDS",
+                                   help="Kill a build after this long (farm.build_time_limit,"
+                                        " default 7200; 0: no limit)."),
+    memory_limit: int = typer.Option(None, "--build-memory-limit", min=0, metavar="MIB",
+                                     help="Address space per build process "
+                                          "(farm.build_memory_limit, default 8192; 0: none)."),
+    log_level: str = log_level_option(),
+    log_format: str = log_format_option(),
 ) -> None:
-    """Run a build worker: claim builds from the coordinator and run them."""
+    """Run a build worker: claim builds from the coordinator and run them (in a sandbox)."""
+    from shipyard.farm.sandbox import Sandbox, find_bwrap
     from shipyard.farm.worker import (
         Worker,
         WorkerOptions,
@@ -145,17 +167,28 @@ def worker(
         default_platform,
     )
 
-    effective = settings(ctx, farm__token=token)
+    start_logging(log_level, log_format)
+    effective = settings(ctx, farm__token=token, farm__build_time_limit=time_limit,
+                         farm__build_memory_limit=memory_limit)
     secret = str(effective.get("farm.token") or "").strip()
     if not secret:
         raise UsageError("a worker needs a token: --token or farm.token (SHIPYARD_FARM_TOKEN)")
+    from shipyard.logsetup import register_secret
+
+    register_secret(secret)
     check_git()
+    sandbox = Sandbox(
+        None if no_sandbox else find_bwrap(str(effective.get("farm.bwrap") or "")),
+        time_limit=int(effective.get("farm.build_time_limit")),
+        memory_limit=int(effective.get("farm.build_memory_limit")),
+        # The configuration may hold farm.token: a build must not read it.
+        hide=(effective.config_dir.absolute(),))
     worker_name = name or default_name()
     options = WorkerOptions(
         coordinator=_coordinator_url(effective, coordinator), token=secret, name=worker_name,
         platforms=list(platform) if platform else [default_platform()], capacity=capacity,
         workdir=(workdir or effective.state_dir / "farm-worker" / worker_name).absolute(),
-        http_port=http, keep_failed=keep_failed)
+        http_port=http, keep_failed=keep_failed, sandbox=sandbox)
     Worker(options).serve()
 
 
