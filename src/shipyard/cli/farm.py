@@ -101,6 +101,9 @@ def serve(
 
     start_logging(log_level, log_format)
     effective = settings(ctx, farm__bind=bind, farm__db=db)
+    from shipyard.logsetup import register_secret
+
+    register_secret(str(effective.get("smtp.password") or ""))
     host, port = _parse_bind(str(effective.get("farm.bind")))
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets that say so, and
