@@ -21,6 +21,7 @@ from farmkit import (  # noqa: F401
     _make_farm,
     _sqlite_farm,
     git,
+    manifest,
     request_ids,
     wait_until,
 )
@@ -66,6 +67,11 @@ def test_a_build_cannot_reach_secrets_network_host_or_outlive_itself(
                    "echo z > /tmp/ok; echo w > $SHIPYARD_SOURCE_DIR/ok")
     source.package("net", "org.example", "net", "1.0",
                    f"bash -c 'echo hi > /dev/tcp/127.0.0.1/{port}' && echo reached-coordinator")
+    # Asked for, the network is there (the same connection succeeds).
+    source.write("netok/shipyard.toml", manifest(
+        "org.example", "netok", "1.0",
+        f"bash -c 'echo hi > /dev/tcp/127.0.0.1/{port}' && echo reached-coordinator")
+        + "network = true\n")
     source.package("out1", "org.example", "out1", "1.0", f"echo x > {outside}/escaped")
     source.package("out2", "org.example", "out2", "1.0", f"echo x > {workdir}/escaped")
     source.package("out3", "org.example", "out3", "1.0", "echo x > /etc/shipyard-escaped")
@@ -76,7 +82,7 @@ def test_a_build_cannot_reach_secrets_network_host_or_outlive_itself(
     _commit, output = source.push("builds that try things")
     ids = {farm.build(url, build)["package"].split(":")[1]: build
            for build in request_ids(output)}
-    assert sorted(ids) == ["env", "fork", "net", "out1", "out2", "out3"]
+    assert sorted(ids) == ["env", "fork", "net", "netok", "out1", "out2", "out3"]
     states = {name: farm.wait_state(url, build, "succeeded", "failed")["state"]
               for name, build in ids.items()}
 
@@ -88,6 +94,9 @@ def test_a_build_cannot_reach_secrets_network_host_or_outlive_itself(
 
     assert states["net"] == "failed"
     assert "reached-coordinator" not in farm.log(url, ids["net"])
+
+    assert states["netok"] == "succeeded"
+    assert "reached-coordinator" in farm.log(url, ids["netok"])
 
     for name in ("out1", "out2", "out3"):
         assert states[name] == "failed", farm.log(url, ids[name])

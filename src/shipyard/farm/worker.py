@@ -1,8 +1,9 @@
 """``shipyard farm worker``: claim builds, run them, report back. Outgoing HTTP only.
 
 Each build runs in a fresh directory: the commit's tree is exported there, the package's
-``[build] command`` runs through :func:`shipyard.pkg.pack.pack_directory` (in its own
-process group and session), and the archive is uploaded. While it runs, its output is
+``[build] command`` runs through :func:`shipyard.pkg.pack.pack_directory` in the build
+sandbox (:mod:`shipyard.farm.sandbox`; in its own process group and session), and the
+archive is uploaded. While it runs, its output is
 streamed to the coordinator and a heartbeat renews the lease. The heartbeat's answer can
 say "abort" (an operator asked) and a 409 says "this attempt is not yours any more" (the
 lease ran out and the build went to another worker): in both cases every process group the
