@@ -8,10 +8,13 @@ import json
 import logging
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from conftest import Shipyard
+from shipyard.config import load_settings
+from shipyard.errors import ConfigError
 from shipyard.logsetup import configure_logging, register_secret
 
 
@@ -68,3 +71,13 @@ def test_bad_log_options_are_one_line(shipyard: Shipyard) -> None:
     assert bad.returncode != 0
     assert bad.stderr.strip().splitlines() == [
         "shipyard: error: --log-format 'xml': expected one of text, json"]
+
+
+def test_the_retired_paths_log_setting_says_where_logs_go(tmp_path: Path) -> None:
+    ini = tmp_path / "shipyard.ini"
+    ini.write_text("[paths]\nlog = /var/log/shipyard\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(home=tmp_path, config_file=ini, env={})
+    assert caught.value.message == (
+        f"{ini}: [paths] log is no longer a setting: Shipyard's processes log to stderr, for "
+        "systemd's journal (see the operator guide's Logs); remove it")

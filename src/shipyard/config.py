@@ -252,10 +252,19 @@ def _read_ini(path: Path) -> dict[str, tuple[str, str]]:
     for section in parser.sections():
         for key, value in parser.items(section):
             full = f"{section}.{key}"
+            if full in RETIRED:
+                raise ConfigError(f"{path}: [{section}] {key} is no longer a setting: "
+                                  f"{RETIRED[full]}; remove it")
             if full not in BY_KEY:
                 raise ConfigError(f"{path}: unknown setting [{section}] {key}")
             values[full] = (value, str(path))
     return values
+
+
+# Settings that were documented once, with what replaced them (a file naming one gets
+# told so, not just "unknown").
+RETIRED = {"paths.log": "Shipyard's processes log to stderr, for systemd's journal (see the "
+                        "operator guide's Logs)"}
 
 
 def load_settings(

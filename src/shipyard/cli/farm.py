@@ -185,7 +185,8 @@ def worker(
         time_limit=int(effective.get("farm.build_time_limit")),
         memory_limit=int(effective.get("farm.build_memory_limit")),
         # The configuration may hold farm.token: a build must not read it.
-        hide=(effective.config_dir.absolute(),))
+        hide=(effective.config_dir.absolute(),
+              *((effective.config_file.absolute(),) if effective.config_file else ())))
     worker_name = name or default_name()
     options = WorkerOptions(
         coordinator=_coordinator_url(effective, coordinator), token=secret, name=worker_name,
