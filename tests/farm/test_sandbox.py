@@ -10,6 +10,7 @@ import io
 import json
 import os
 import random
+import signal
 import tarfile
 from pathlib import Path
 
@@ -191,3 +192,19 @@ def test_a_worker_without_bubblewrap_refuses_to_start_unless_told(sqlite_farm: F
     assert "SHIPYARD_PACKAGE=org.example:env:1.0" in log
     assert farm.token("worker") not in log
     assert "NO SANDBOX" in worker.output()
+
+
+def test_a_worker_killed_mid_build_takes_the_build_with_it(sqlite_farm: Farm) -> None:
+    farm = sqlite_farm
+    url = farm.start_coordinator().url
+    worker = _worker_with_env_token(farm, url, "w1")
+    source = Source.create(farm, url)
+    tag = str(random.randint(100_000, 999_999))
+    source.package("hang", "org.example", "hang", "1.0", f"echo started; sleep {tag}")
+    _commit, output = source.push("a build that outlives nothing")
+    (build,) = request_ids(output)
+    wait_until(lambda: _sleepers(tag), 60, what="the build's sleeper to start")
+    farm.kill(worker, signal.SIGKILL)
+    wait_until(lambda: not _sleepers(tag), 30,
+               what=f"the build's sleeper {tag} to die with its worker")
+    assert farm.build(url, build)["state"] in ("running", "queued")
