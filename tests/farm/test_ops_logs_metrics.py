@@ -14,6 +14,7 @@ from farmkit import (  # noqa: F401
     Farm,
     Mailbox,
     Source,
+    _farm,
     _make_farm,
     _smtp,
     _sqlite_farm,
@@ -114,9 +115,8 @@ def _scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     return values
 
 
-def test_metrics_follow_the_farm(sqlite_farm: Farm, shipyard: Shipyard,
-                                 tmp_path: Path) -> None:
-    farm = sqlite_farm
+def test_metrics_follow_the_farm(farm: Farm, shipyard: Shipyard, tmp_path: Path) -> None:
+    """On SQLite and on PostgreSQL (the gauges are read from the database)."""
     url = farm.start_coordinator(repo=_repository(shipyard, tmp_path)).url
     before = _scrape(url)
     assert before[("shipyard_farm_queue_length", ())] == 0
