@@ -16,9 +16,9 @@ PROPS = settings(max_examples=200, deadline=None,
 SOURCE = "pkgs/x/shipyard.toml"
 
 KEYS = ["package", "build", "service", "link", "group", "id", "version", "summary",
-        "requires", "command", "env", "timeout", "start", "stop", "exec", "user", "announce",
-        "accept", "interface", "adapter", "generate", "port", "hostname_prefix", "password",
-        "maintainer", "colour"]
+        "requires", "command", "env", "timeout", "network", "start", "stop", "exec", "user",
+        "announce", "accept", "interface", "adapter", "generate", "port", "hostname_prefix",
+        "password", "maintainer", "colour"]
 scalars = st.one_of(
     st.text(max_size=12), st.integers(min_value=-(2**63), max_value=2**63 - 1), st.booleans(),
     st.floats(allow_nan=False, allow_infinity=False),
@@ -81,3 +81,18 @@ def test_valid_manifests_parse_to_their_coordinate(package: dict) -> None:
     assert manifest.coord == PackageCoord(package["group"], package["id"], package["version"])
     assert [str(r) for r in manifest.requires] == [
         str(Requirement.parse(r)) for r in package.get("requires", [])]
+
+
+def test_build_network_is_a_boolean_that_defaults_to_off() -> None:
+    head = ('[package]\ngroup = "org.example"\nid = "x"\nversion = "1.0"\n'
+            '[build]\ncommand = "true"\n')
+    build = parse_manifest(head, SOURCE).build
+    assert build is not None and build.network is False
+    build = parse_manifest(head + "network = true\n", SOURCE).build
+    assert build is not None and build.network is True
+    try:
+        parse_manifest(head + 'network = "yes"\n', SOURCE)
+    except ManifestError as exc:
+        assert exc.message == f"{SOURCE}: build.network: expected a boolean, got a string"
+    else:
+        raise AssertionError("network = \"yes\" was accepted")

@@ -54,6 +54,7 @@ class BuildSpec:
     command: str
     env: dict[str, str] = field(default_factory=dict)
     timeout: int | None = None
+    network: bool = False  # a farm worker's sandbox gives the build the network
 
 
 @dataclass(frozen=True)
@@ -208,7 +209,7 @@ def parse_manifest(text: str, source: str = MANIFEST_NAME) -> Manifest:
 
     build = None
     if "build" in data:
-        table = _table(ctx, "build", data["build"], {"command", "env", "timeout"})
+        table = _table(ctx, "build", data["build"], {"command", "env", "timeout", "network"})
         command = _nonempty(ctx, "build.command", _required(ctx, table, "build", "command"))
         env = {}
         if "env" in table:
@@ -217,7 +218,10 @@ def parse_manifest(text: str, source: str = MANIFEST_NAME) -> Manifest:
             env = {k: _str(ctx, f"build.env.{k}", v) for k, v in env_table.items()}
         timeout = _int_range(1, 86_400)(ctx, "build.timeout", table["timeout"]) if (
             "timeout" in table) else None
-        build = BuildSpec(command, env, timeout)
+        network = table.get("network", False)
+        if not isinstance(network, bool):
+            raise ctx.fail("build.network", f"expected a boolean, got {_type_name(network)}")
+        build = BuildSpec(command, env, timeout, network)
 
     service = None
     if "service" in data:

@@ -83,3 +83,28 @@ def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequen
 
 def show_progress() -> bool:
     return sys.stdout.isatty()
+
+
+# The long-running commands (farm serve, farm worker, node agent) share these two options.
+LOG_LEVEL_HELP = "Least severe events logged to stderr: debug, info, warning or error."
+LOG_FORMAT_HELP = "text (one line per event) or json (one object per line)."
+
+
+def log_level_option() -> Any:
+    return typer.Option("info", "--log-level", metavar="LEVEL", help=LOG_LEVEL_HELP)
+
+
+def log_format_option() -> Any:
+    return typer.Option("text", "--log-format", metavar="FORMAT", help=LOG_FORMAT_HELP)
+
+
+def start_logging(level: str, fmt: str) -> None:
+    """Check ``--log-level``/``--log-format`` (one line on a bad value) and configure."""
+    from shipyard.errors import UsageError
+    from shipyard.logsetup import FORMATS, LEVELS, configure_logging
+
+    if level.lower() not in LEVELS:
+        raise UsageError(f"--log-level {level!r}: expected one of {', '.join(LEVELS)}")
+    if fmt not in FORMATS:
+        raise UsageError(f"--log-format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    configure_logging(level.lower(), fmt)

@@ -27,7 +27,7 @@ from shipyard import __version__
 from shipyard.config import Settings
 from shipyard.coords import validate_group, validate_id, validate_version
 from shipyard.errors import CoordinateError, ShipyardError
-from shipyard.farm import service
+from shipyard.farm import events, service
 from shipyard.farm.apidocs import install as install_api_docs
 from shipyard.farm.coordinator import Coordinator
 from shipyard.farm.db import FarmDB
@@ -172,6 +172,9 @@ def create_app(settings: Settings, db_url: str, repo_dir: str | os.PathLike[str]
                   description="Build requests, workers, logs and packages of the farm. "
                               "Reads are anonymous; changes need a bearer token.")
     app.state.coordinator = coordinator
+    from shipyard.farm.metrics import install as install_metrics
+
+    install_metrics(app, db, repo)
 
     @app.exception_handler(ShipyardError)
     async def _farm_error(_request: Request, exc: ShipyardError) -> JSONResponse:
@@ -315,6 +318,7 @@ def _worker_routes() -> APIRouter:
         result = service.register_worker(c.db, c.cfg, token.id, body.name, body.platforms,
                                          body.capacity, body.http_url)
         c.forget_worker(body.name)
+        events.worker_registered(body.name, result["requeued"])
         if result["requeued"]:
             c.wake_claims_threadsafe()
         return result
@@ -338,6 +342,7 @@ def _worker_routes() -> APIRouter:
             got = await run_in_threadpool(service.claim, c.db, c.cfg, name, token.id,
                                           body.platforms)
             if got is not None:
+                events.claimed(got, name)
                 return got
             remaining = deadline - loop.time()
             if remaining <= 0 or c.stopping:
@@ -405,6 +410,8 @@ def _worker_routes() -> APIRouter:
         result = service.finish(c.db, c.cfg, build_id, body.worker, body.attempt, body.result,
                                 body.reason, body.tail, body.log_pos, body.log)
         state = result["build"]["state"]
+        events.finished(result["build"], body.worker, body.attempt, body.result)
+        request.app.state.metrics.build_finished(result["build"])
         if state == "failed":
             c.loop.call_soon_threadsafe(c.wake_mailer)  # type: ignore[union-attr]
         elif state == "succeeded":
@@ -417,6 +424,7 @@ def _worker_routes() -> APIRouter:
             # own claim then says what is wrong.
             try:
                 result["next"] = service.claim(c.db, c.cfg, body.worker, token.id)
+                events.claimed(result["next"], body.worker)
             except FarmError:
                 result["next"] = None
         return result
@@ -455,7 +463,8 @@ def _control_routes() -> APIRouter:
     requesters = ("hook", "admin")
     admins = ("admin",)
 
-    def _after_request(c: Coordinator, build: dict[str, Any], created: bool) -> None:
+    def _after_request(c: Coordinator, build: dict[str, Any], created: bool, by: str) -> None:
+        events.requested(build, created, by)
         if not created:
             return
         if build["state"] == "queued":
@@ -471,7 +480,7 @@ def _control_routes() -> APIRouter:
         c = _coordinator(request)
         build, created, note = service.request_build(c.db, c.cfg, _validated_request(body),
                                                      token.name)
-        _after_request(c, build, created)
+        _after_request(c, build, created, token.name)
         response.status_code = 201 if created else 200
         return {"build": build, "created": created, "note": note}
 
@@ -483,7 +492,7 @@ def _control_routes() -> APIRouter:
         c = _coordinator(request)
         build, created, note = service.request_package_build(c.db, c.cfg, name, body.commit,
                                                              body.force, token.name)
-        _after_request(c, build, created)
+        _after_request(c, build, created, token.name)
         response.status_code = 201 if created else 200
         return {"build": build, "created": created, "note": note}
 
@@ -491,13 +500,16 @@ def _control_routes() -> APIRouter:
     def abort(request: Request, build_id: BuildId,
               token: TokenInfo = Depends(require(*admins))) -> dict[str, Any]:
         c = _coordinator(request)
-        return service.abort(c.db, c.cfg, build_id, token.name)
+        build = service.abort(c.db, c.cfg, build_id, token.name)
+        events.aborted(build, token.name)
+        return build
 
     @_route(router, "POST", "/builds/{build_id}/requeue", admins)
     def requeue(request: Request, build_id: BuildId,
                 token: TokenInfo = Depends(require(*admins))) -> dict[str, Any]:
         c = _coordinator(request)
         build = service.requeue(c.db, c.cfg, build_id, token.name)
+        events.requeued(build, token.name)
         c.wake_claims_threadsafe()
         return build
 
@@ -505,13 +517,16 @@ def _control_routes() -> APIRouter:
     def pause(request: Request, name: str,
               token: TokenInfo = Depends(require(*admins))) -> dict[str, Any]:
         c = _coordinator(request)
-        return service.set_worker_paused(c.db, c.cfg, name, True)
+        view = service.set_worker_paused(c.db, c.cfg, name, True)
+        events.worker_paused(name, True)
+        return view
 
     @_route(router, "POST", "/workers/{name}/resume", admins)
     def resume(request: Request, name: str,
                token: TokenInfo = Depends(require(*admins))) -> dict[str, Any]:
         c = _coordinator(request)
         view = service.set_worker_paused(c.db, c.cfg, name, False)
+        events.worker_paused(name, False)
         c.wake_claims_threadsafe()
         return view
 
