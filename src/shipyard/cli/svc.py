@@ -178,7 +178,8 @@ def status_cmd(
                                          help="Instances to show (default: all)."),
     json_: bool = JSON,
 ) -> None:
-    """Show instances; exit code 3 when an instance asked for is not running."""
+    """Show instances; exit 3 when one asked for is not running, or (without SVC) when
+    any instance is dead."""
     from shipyard.svc import control, registry
 
     context = _context(ctx)
@@ -194,7 +195,11 @@ def status_cmd(
                     [(r.coordinate, r.package, r.state, r.pid, _uptime(r.uptime),
                       "yes" if r.boot else "no") for r in rows],
                     empty="no service instances registered")
+    # As supervisorctl status: a monitoring check of "everything" must see a dead instance;
+    # a stopped one is a choice an operator made, so listing all of them does not fail.
     if services and any(row.state != "running" for row in rows):
+        raise typer.Exit(3)
+    if any(row.state == "dead" for row in rows):
         raise typer.Exit(3)
 
 

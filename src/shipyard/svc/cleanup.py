@@ -87,6 +87,10 @@ def cleanup(settings: Settings, coordinate_text: str, archive_dir: Path | None =
     ctx = control.Context(settings)
     runtime = ctx.runtime(coordinate)
     reg = registry.load(settings, coordinate)
+    if reg is None and not runtime.root.exists() and not any(
+            t is not None and t.exists() for t in map(runtime.fhs_target, runtime.names)):
+        raise ShipyardError(f"unknown service {coordinate}: not registered and no "
+                            f"runtime dir at {runtime.root}")  # and no lock file made
     with ctx.lock(coordinate):
         if reg is not None:
             current = control.live_record(ctx, reg, adopt=False)

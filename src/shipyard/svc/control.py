@@ -378,6 +378,10 @@ def settle_orphan_start(ctx: Context, coordinate: ServiceCoord) -> None:
 def begin_start(ctx: Context, coordinate: ServiceCoord,
                 registration: Registration | None = None) -> Step:
     """Take the instance lock and launch; the returned step finishes the start."""
+    # An unknown instance is refused before its lock file is created: a typo in a
+    # coordinate must not leave run/svc/<typo>.lock behind.
+    if registration is None:
+        require_registration(ctx.settings, coordinate)
     stack = ExitStack()
     try:
         stack.enter_context(ctx.lock(coordinate))
@@ -636,6 +640,8 @@ def start(ctx: Context, coordinate: ServiceCoord) -> Outcome:
 def begin_stop(ctx: Context, coordinate: ServiceCoord, *, registered: bool = True,
                registration: Registration | None = None) -> Step:
     """Take the instance lock, verify the identity and signal; the step finishes the stop."""
+    if registration is None and registered:
+        require_registration(ctx.settings, coordinate)  # before the lock file exists
     stack = ExitStack()
     try:
         stack.enter_context(ctx.lock(coordinate))
