@@ -7,7 +7,6 @@ callers, because most commands never draw a bar.
 
 from __future__ import annotations
 
-
 # A redraw at most every this fraction of the total (and never more often than every
 # STEP_MIN bytes): callers report after every member and every chunk, so one large file
 # moves the bar as its bytes go by, and thousands of small files cost no redraw each.
