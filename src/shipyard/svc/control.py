@@ -311,10 +311,20 @@ def pid_file_check(runtime: Runtime, user: ServiceUser | None
     return ident, ""
 
 
-def live_record(ctx: Context, reg: Registration, *, adopt: bool,
-                user: ServiceUser | None = None) -> state.Record | None:
-    """The record of the instance's live process, adopting a valid pid file if asked."""
-    coordinate = reg.coordinate
+def live_record(ctx: Context, reg: Registration | None, *, adopt: bool,
+                user: ServiceUser | None = None,
+                coordinate: ServiceCoord | None = None) -> state.Record | None:
+    """The instance's live process: the one notion start, stop, status and cleanup share.
+
+    The recorded process while it runs; otherwise the process ``run/start.pid`` names when
+    it belongs to the instance (:func:`pid_file_check`: alive, not older than... the file,
+    the service user's). That covers a service restarted outside Shipyard, which writes
+    its new pid there: status shows it, stop stops it, start refuses to run a second copy.
+    ``adopt`` records it, so later commands find it without the pid file.
+    """
+    if reg is not None:
+        coordinate = reg.coordinate
+    assert coordinate is not None
     record = state.load(ctx.state_path(coordinate))
     if record is not None:
         if not procs.same_boot(record.boot_id):
@@ -327,7 +337,8 @@ def live_record(ctx: Context, reg: Registration, *, adopt: bool,
     ident, _why = pid_file_check(runtime, user)
     if ident is None:
         return None
-    adopted = _record_for(ident, str(reg.package), reg.user, "adopted")
+    adopted = _record_for(ident, str(reg.package) if reg else "", reg.user if reg else "",
+                          "adopted")
     if adopt:
         state.save(ctx.state_path(coordinate), adopted)
     return adopted
@@ -653,10 +664,12 @@ def begin_stop(ctx: Context, coordinate: ServiceCoord, *, registered: bool = Tru
         user = ctx.known_user(reg.user) if reg is not None else None
         name = str(coordinate)
         state_file = ctx.state_path(coordinate)
-        record = state.load(state_file)
-        if record is not None and not procs.same_boot(record.boot_id):
-            state.clear(state_file)
-            record = None
+        record = live_record(ctx, reg, adopt=True, user=user, coordinate=coordinate)
+        if record is None:
+            record = state.load(state_file)
+            if record is not None and not procs.same_boot(record.boot_id):
+                state.clear(state_file)
+                record = None
         if record is not None and not procs.is_running(record.pid, record.start):
             ident = procs.identify(record.pid)
             if ident is not None and ident.alive:
