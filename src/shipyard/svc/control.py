@@ -64,6 +64,8 @@ if TYPE_CHECKING:
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 PID_WRAPPER = 'echo $$ > "$0" || exit 97; exec "$@"'
 KILL_WAIT = 5.0
+SERVICE_MARK = "SHIPYARD_SERVICE"
+DAEMONIZED_HINT = "run it in the foreground (for redis: --daemonize no)"
 
 
 @dataclass
@@ -227,6 +229,10 @@ class Context:
             "SHIPYARD_RUNTIME_DIR": str(runtime.root),
             "SHIPYARD_COORDINATE": str(runtime.coordinate),
             "SHIPYARD_PACKAGE_DIR": str(pkg.dir),
+            # Only the service (and its start/stop scripts) carry this: it finds a program
+            # that daemonised itself out of its session (see _ExecStart), and never an
+            # adapter, which gets the runtime dir too.
+            SERVICE_MARK: str(runtime.coordinate),
         })
         return env
 
@@ -595,6 +601,7 @@ class _ExecStart(_StartBase):
                   "package_dir": str(self.pkg.dir), "coordinate": self.name}
         argv = expand(exec_line, values, params)
         argv[0] = self._program(argv[0], exec_line[0])
+        self.spawned_at = time.time()
         self.proc = self._spawn(["/bin/sh", "-c", PID_WRAPPER, str(self.runtime.pid_file),
                                  *argv])
         ident = procs.identify(self.proc.pid)
@@ -604,6 +611,32 @@ class _ExecStart(_StartBase):
             raise self._fail(f"the service exited with code {code} right after start"
                              f"{self._said()}")
         self._recorded(ident, "exec")
+
+    def _escaped(self) -> None:
+        """The program exited 0 at once: did it daemonise itself (fork, setsid, exit)?
+
+        Its daemon left the session and group Shipyard knows, so it is found by the
+        instance's mark in its environment, stopped (an untracked copy would hold the
+        port and the data), and the operator told what to change.
+        """
+        escaped = procs.of_instance(f"{SERVICE_MARK}={self.name}", str(self.runtime.root),
+                                    self.user.uid if os.geteuid() == 0 else os.geteuid(),
+                                    self.spawned_at)
+        if not escaped:
+            return
+        procs.signal_handles(escaped, signal.SIGTERM)
+        deadline = time.monotonic() + self.ctx.stop_timeout
+        delay = 0.0
+        while procs.alive(escaped) and time.monotonic() < deadline:
+            delay = _backoff(delay)
+            time.sleep(delay)
+        procs.signal_handles(escaped, signal.SIGKILL)
+        pids = ", ".join(str(h.pid) for h in escaped)
+        state.clear(self.ctx.state_path(self.reg.coordinate))
+        _unlink_pid_file(self.runtime)
+        raise self._fail(f"the program daemonized itself (it exited 0 and left pid {pids} "
+                         f"running, which Shipyard stopped); [service] exec programs must "
+                         f"stay in the foreground: {DAEMONIZED_HINT}")
 
     def _program(self, program: str, template: str) -> str:
         import shutil
@@ -626,6 +659,8 @@ class _ExecStart(_StartBase):
 
     def poll(self) -> Step:
         code = self.proc.poll()
+        if code == 0:
+            self._escaped()
         if code is not None:
             self.confirm_at = 0.0
             return self._confirm(code)
