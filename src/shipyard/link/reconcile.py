@@ -176,7 +176,35 @@ def _env(instance: Instance, **extra: str) -> dict[str, str]:
         "SHIPYARD_COORDINATE": instance.coordinate,
         "SHIPYARD_PACKAGE_DIR": str(instance.package_dir or ""),
     }
+    env.update(param_env(instance))
     env.update({f"SHIPYARD_LINK_{k.upper()}": v for k, v in extra.items()})
+    return env
+
+
+def param_env(instance: Instance) -> dict[str, str]:
+    """The instance's parameters (with ``[service.params]`` defaults), as start gets them:
+    ``SHIPYARD_PARAMS`` holds the ``--name=value`` list (shell-quoted, for ``eval set --``
+    or ``shlex.split``), and ``SHIPYARD_PARAM_<NAME>`` each value (name upper-cased, other
+    characters as ``_``), so an adapter can write a full server config (port, domain)
+    before the server's first start. They are not on the adapter's command line, whose
+    options are the link protocol."""
+    import re
+    import shlex
+
+    from shipyard.svc.params import parse_params, with_defaults
+
+    if instance.registration is None:
+        return {}
+    specs = instance.manifest.service.params if (
+        instance.manifest is not None and instance.manifest.service is not None) else ()
+    try:
+        params = with_defaults(specs, instance.registration.params)
+        parsed = parse_params(params)
+    except ShipyardError:
+        return {}
+    env = {"SHIPYARD_PARAMS": shlex.join(params)}
+    for name, value in parsed.items():
+        env[f"SHIPYARD_PARAM_{re.sub(r'[^A-Za-z0-9]', '_', name).upper()}"] = value or ""
     return env
 
 
@@ -189,6 +217,7 @@ class _Job:
     accept: LinkAccept
     apply: LinkData | None  # None: remove everything held (gone or disabled announcer)
     final: str | None  # state after a full removal: DISABLED, or None to drop the pair
+    changed: bool = False  # an adapter run succeeded and did not say "unchanged"
 
 
 class _Run:
@@ -205,6 +234,8 @@ class _Run:
         self.mutex = threading.Lock()
         self.last_save = time.monotonic()
         self.before = self._snapshot()
+        # acceptor -> (pair or None when dropped, "reload" | "restart") owed after adapters
+        self._owed: dict[str, list[tuple[Pair | None, str]]] = {}
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -249,6 +280,7 @@ class _Run:
                 self._execute(jobs)
             finally:
                 self.running.close()
+        self._apply_changes(inventory)
         self._save(final=True)
         self.report.outcomes.sort(key=lambda o: (o.interface, o.announcer, o.acceptor))
         self.report.seconds = time.monotonic() - started
@@ -476,15 +508,25 @@ class _Run:
             run_as = self._run_as(acceptor)
         except LookupError as exc:
             return f"accept adapter: {exc}", None
+        # The password travels in the environment (readable by the adapter's user and
+        # root only), on the command line only when the package asks for it.
         env = _env(acceptor, interface=job.pair.interface, announcer=job.pair.announcer,
-                   action="remove" if remove else "apply")
-        run = adapters.run_adapter(adapters.accept_argv(adapter, data, remove=remove),
-                                   env=adapters.adapter_env(env, run_as),
+                   action="remove" if remove else "apply", host=data.host,
+                   port=str(data.port), password=data.password,
+                   on_change=job.accept.on_change)
+        argv = adapters.accept_argv(adapter, data, remove=remove,
+                                    password_argv=job.accept.password_via == "argv")
+        run = adapters.run_adapter(argv, env=adapters.adapter_env(env, run_as),
                                    cwd=acceptor.package_dir, run_as=run_as,
                                    timeout=self.timeout, running=self.running)
         with self.mutex:
             self.report.accept_runs += 1
+            said = adapters.said(run.stdout, [data.password])
+            if said:
+                job.pair.said = said
         if run.ok:
+            if not adapters.reports_unchanged(run.stdout):
+                job.changed = True
             return None, 0
         kind = "accept --remove" if remove else "accept"
         return adapters.describe_failure(kind, run, [data.password]), run.returncode
@@ -526,6 +568,69 @@ class _Run:
                 self.state.pairs.pop(pair.key, None)
                 self.report.outcomes.append(Outcome(pair.interface, pair.announcer,
                                                     pair.acceptor, "removed", None))
+            if job.changed and job.accept.on_change != "none":
+                # Owed from now on, saved with the state: a reconcile killed before the
+                # reload leaves it for the next one.
+                if pair.key in self.state.pairs:
+                    if pair.pending_change != "restart":
+                        pair.pending_change = job.accept.on_change
+                else:
+                    self._owed.setdefault(pair.acceptor, []).append(
+                        (None, job.accept.on_change))
+
+    # -- applying a change to the acceptor -------------------------------------------------
+
+    def _apply_changes(self, inventory: Inventory) -> None:
+        """Reload or restart each acceptor whose adapter changed something, once.
+
+        The adapter cannot do it (it runs as the service user with a clean environment);
+        Shipyard can, through svc. A failed reload stays owed in the pair's state
+        (``pending_change``) and is tried again by the next reconcile.
+        """
+        for pair in self.state.pairs.values():
+            if pair.pending_change and pair.acceptor:
+                self._owed.setdefault(pair.acceptor, []).append((pair, pair.pending_change))
+        for acceptor in sorted(self._owed):
+            entries = self._owed[acceptor]
+            action = "restart" if any(a == "restart" for _p, a in entries) else "reload"
+            pairs = [p for p, _a in entries if p is not None]
+            instance = inventory.instances.get(acceptor)
+            if instance is None or instance.registration is None:
+                for pair in pairs:
+                    pair.pending_change = None
+                continue
+            message, error = _change(self.settings, instance, action)
+            for pair in pairs:
+                pair.change = message if error is None else f"{action} failed: {error}"
+                pair.pending_change = None if error is None else action
+                if error is not None:
+                    pair.set_state(FAILED, f"applied, but the {action} failed: {error}")
+            if error is not None:
+                self.report.problems.append(f"{acceptor}: {action} after a link change "
+                                            f"failed: {error}")
+            else:
+                self.progress(message)
+
+
+def _change(settings: Settings, instance: Instance,
+            action: str) -> tuple[str, str | None]:
+    """Reload or restart a running acceptor: (what happened, error or None)."""
+    from shipyard.svc import control
+    from shipyard.svc import reload as svc_reload
+
+    assert instance.registration is not None
+    coordinate = instance.registration.coordinate
+    ctx = control.Context(settings)
+    try:
+        if action == "reload":
+            return svc_reload.reload(ctx, coordinate).message, None
+        if not control.is_active(ctx, instance.registration):
+            return f"{coordinate} is not running; it reads its config when it starts", None
+        control.stop(ctx, coordinate)
+        started = control.start(ctx, coordinate)
+        return f"restarted {coordinate} (pid {started.pid})", None
+    except ShipyardError as exc:
+        return "", exc.message
 
 
 def _sweep_temporaries(settings: Settings) -> None:

@@ -512,12 +512,14 @@ class _ScriptStart(_StartBase):
 
     def launch(self) -> None:
         from shipyard.svc.package import package_file
+        from shipyard.svc.params import with_defaults
 
         assert self.pkg.service.start is not None
         self.script_rel = self.pkg.service.start
         script = package_file(self.pkg, self.script_rel, "start script")
         argv = [str(script), f"--runtime-dir={self.runtime.root}",
-                f"--coordinate={self.reg.coordinate}", *self.reg.params]
+                f"--coordinate={self.reg.coordinate}",
+                *with_defaults(self.pkg.service.params, self.reg.params)]
         self.proc: subprocess.Popen[bytes] | None = self._spawn(argv)
         self.phase = "script"
         ident = procs.identify(self.proc.pid)
@@ -590,12 +592,12 @@ class _ExecStart(_StartBase):
         self.launch()
 
     def launch(self) -> None:
-        from shipyard.svc.params import check_exec, expand, parse_params
+        from shipyard.svc.params import check_exec, expand, parse_params, with_defaults
 
         exec_line = self.pkg.service.exec
         assert exec_line is not None
         where = f"{self.name} ({self.pkg.coord})"
-        params = parse_params(self.reg.params)
+        params = parse_params(with_defaults(self.pkg.service.params, self.reg.params))
         check_exec(exec_line, params, where)
         values = {"platform": self.ctx.platform, "runtime_dir": str(self.runtime.root),
                   "package_dir": str(self.pkg.dir), "coordinate": self.name}
@@ -748,7 +750,14 @@ def begin_stop(ctx: Context, coordinate: ServiceCoord, *, registered: bool = Tru
         if reg is not None and user is not None:
             ctx.learn_stop(record)
             stop_script = _stop_script(ctx, reg)
-        return _Stop(stack, ctx, coordinate, runtime, record, user, stop_script).begin()
+        step = _Stop(stack, ctx, coordinate, runtime, record, user, stop_script)
+        if stop_script is not None and reg is not None:
+            from shipyard.svc.params import with_defaults
+
+            # The same form start gets: a stop script may need the port (redis-cli -p).
+            step.arguments = [f"--coordinate={coordinate}",
+                              *with_defaults(stop_script[0].service.params, reg.params)]
+        return step.begin()
     except BaseException:
         stack.close()
         raise
@@ -799,6 +808,7 @@ class _Stop(Pending):
         self.script: subprocess.Popen[bytes] | None = None
         self.family = procs.descendants(record.pid)
         self.leftovers = 0
+        self.arguments: list[str] = []  # for the stop script, after --runtime-dir
         pgid = procs.pgid_of(record.pid)
         self.group = record.pgid if record.pgid > 1 and pgid == record.pgid else None
 
@@ -844,7 +854,8 @@ class _Stop(Pending):
             pkg, script = self.stop_script
             assert self.user is not None
             command, switch = self.user.spawn([str(script),
-                                               f"--runtime-dir={self.runtime.root}"])
+                                               f"--runtime-dir={self.runtime.root}",
+                                               *self.arguments])
             self.err_offset = _size(self.runtime.stderr_log)
             out = open_console(self.runtime.stdout_log, self.user)
             try:
