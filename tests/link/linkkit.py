@@ -40,6 +40,7 @@ for arg in "$@"; do
     --remove) remove=yes ;;
     --host=*) host="${arg#--host=}" ;;
     --port=*) port="${arg#--port=}" ;;
+    --password=*) password="${arg#--password=}" ;;  # password_via = "argv" only
     *) echo "unknown argument $arg" >&2; exit 2 ;;
   esac
 done

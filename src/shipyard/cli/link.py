@@ -41,6 +41,8 @@ def _spinner(text: str) -> Iterator[None]:
 def _print_report(report: Report, as_json: bool,
                   concern: Callable[[Outcome], bool] | None = None) -> None:
     """Print the report; fail when a pair failed (only pairs of ``concern`` if given)."""
+    for warning in report.warnings:
+        err_console().print(f"shipyard: warning: {warning}")
     if as_json:
         print_json(report.to_json())
     else:

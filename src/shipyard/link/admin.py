@@ -126,7 +126,7 @@ def set_hostname(settings: Settings, coordinate: str, host: str | None,
     with locked_state(settings) as state:
         config = generate.set_host_override(
             settings, announces[0], instance.runtime_dir, coordinate=str(coord),
-            user=instance.user, host=host)
+            user=instance.user, host=host, params=instance.params())
         report = reconcile_locked(settings, state) if run else None
     return str(config.host), report
 

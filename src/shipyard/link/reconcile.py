@@ -81,6 +81,7 @@ class Outcome:
 class Report:
     outcomes: list[Outcome] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # not tied to one pair
+    warnings: list[str] = field(default_factory=list)  # worth saying, not a failure
     announce_runs: int = 0
     accept_runs: int = 0
     seconds: float = 0.0
@@ -113,6 +114,7 @@ class Report:
             "accept_runs": self.accept_runs,
             "seconds": round(self.seconds, 3),
             "problems": self.problems,
+            "warnings": self.warnings,
             "pairs": [o.to_json() for o in self.outcomes],
         }
 
@@ -167,7 +169,7 @@ def _fingerprint(instance: Instance, announce: LinkAnnounce) -> str:
 
 def _needs_generation(announce: LinkAnnounce) -> bool:
     return any(v is not None for v in (announce.port, announce.hostname_prefix,
-                                       announce.password))
+                                       announce.password, announce.port_param))
 
 
 def _env(instance: Instance, **extra: str) -> dict[str, str]:
@@ -296,7 +298,8 @@ class _Run:
                 try:
                     generate.generate(self.settings, announce, instance.runtime_dir,
                                       coordinate=instance.coordinate, user=instance.user,
-                                      only_if_missing=True)
+                                      only_if_missing=True, params=instance.params(),
+                                      warnings=self.report.warnings)
                 except (ShipyardError, OSError) as exc:
                     message = exc.message if isinstance(exc, ShipyardError) else str(exc)
                     problems[(instance.coordinate, interface)] = (
@@ -356,7 +359,32 @@ class _Run:
         for cache_key in list(self.state.announce_cache):
             if cache_key not in live:
                 del self.state.announce_cache[cache_key]
+        self._refuse_duplicates(results)
         return results
+
+    def _refuse_duplicates(self, results: dict[tuple[str, str], LinkData | str]) -> None:
+        """Two announcers of one interface with the same host and port would overwrite
+        each other's entry in every acceptor (which keys entries by host and port), so
+        only one may have it: the one an acceptor already holds it for, else the first
+        by coordinate. The others' pairs fail with the reason and the way out."""
+        owners: dict[tuple[str, str, int], list[str]] = {}
+        for (a_coord, interface), answer in sorted(results.items()):
+            if isinstance(answer, LinkData):
+                owners.setdefault((interface, answer.host, answer.port), []).append(a_coord)
+        for (interface, host, port), coords in owners.items():
+            if len(coords) < 2:
+                continue
+            holding = [c for c in coords if any(
+                p.announcer == c and p.interface == interface and p.applied is not None
+                and p.applied.identity == (host, port) for p in self.state.pairs.values())]
+            keeper = (holding or coords)[0]
+            for other in coords:
+                if other != keeper:
+                    results[(other, interface)] = (
+                        f"announces {host}:{port} for {interface}, as {keeper} does already; "
+                        f"an acceptor keeps one entry per host and port, so give {other} "
+                        "its own port (generate.port = \"{param.NAME}\" and -- --NAME=PORT "
+                        "at register) or host ('shipyard link hostname')")
 
     def _prepare(self, instance: Instance) -> str | None:
         """Make sure the instance's runtime dir exists before its adapter runs in it."""
@@ -539,6 +567,10 @@ class _Run:
         for old in pair.held():
             if target is not None and old.identity == target.identity:
                 continue  # the apply below updates this entry in place
+            if self._held_by_another(pair, old):
+                with self.mutex:
+                    _forget(pair, old)  # another announcer's entry now: not ours to remove
+                continue
             error, code = self._accept(job, old, remove=True)
             with self.mutex:
                 if error is None:
@@ -577,6 +609,15 @@ class _Run:
                 else:
                     self._owed.setdefault(pair.acceptor, []).append(
                         (None, job.accept.on_change))
+
+    def _held_by_another(self, pair: Pair, data: LinkData) -> bool:
+        """Whether another announcer's pair has this entry applied at the same acceptor."""
+        with self.mutex:
+            return any(
+                other is not pair and other.acceptor == pair.acceptor
+                and other.interface == pair.interface and other.announcer != pair.announcer
+                and other.applied is not None and other.applied.identity == data.identity
+                for other in self.state.pairs.values())
 
     # -- applying a change to the acceptor -------------------------------------------------
 
