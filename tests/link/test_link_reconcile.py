@@ -373,3 +373,33 @@ def test_adapters_run_as_the_instance_user(tmp_path: Path) -> None:
         assert entries(home, "1.srv.t.local") == {
             f"u{uid}.example": (4000, generated(home, "1.echo.t.local")["password"])}
         assert (runtime(home, "1.srv.t.local") / "entries").stat().st_uid == uid
+
+
+def test_accept_adapter_sees_the_instance_parameters(shipyard: Shipyard) -> None:
+    """Item 8: an adapter can write a full server config before the first start, because
+    it gets the acceptor's parameters (with [service.params] defaults) as start does."""
+    from shipyard.coords import ServiceCoord
+    from shipyard.svc import registry
+    from shipyard.svc.registry import Registration
+
+    home = shipyard.home
+    probe = ACCEPT.replace("#!/bin/sh\n", "#!/bin/sh\n"
+                           'mkdir -p "$SHIPYARD_RUNTIME_DIR"\n'
+                           'env | grep "^SHIPYARD_PARAM" | sort > "$SHIPYARD_RUNTIME_DIR/env"\n')
+    echo = install_package(home, "echo", announce=ANNOUNCE)
+    server = install_package(home, "server", accept=probe)
+    manifest = server.install_path(home / "software") / "shipyard.toml"
+    manifest.write_text(manifest.read_text() + '\n[service]\nexec = ["/bin/true"]\n'
+                        '[service.params]\nc2s = { type = "port", default = 5222 }\n'
+                        'domain = { type = "string" }\n')
+    register(home, "1.echo.t.local", echo)
+    registry.save(settings_for(home), Registration(
+        ServiceCoord.parse("1.srv.t.local"), server, me(),
+        params=["--domain=chat example.org"]))
+    reconcile(shipyard)
+    env = (runtime(home, "1.srv.t.local") / "env").read_text().splitlines()
+    assert env == [
+        "SHIPYARD_PARAMS=--c2s=5222 '--domain=chat example.org'",
+        "SHIPYARD_PARAM_C2S=5222",
+        "SHIPYARD_PARAM_DOMAIN=chat example.org",
+    ]
