@@ -115,6 +115,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("farm.channels", "list", [],
             "channel per package for built packages: group:id=channel, comma-separated "
             "(others go to the repository's default channel)"),
+    Setting("fleet.lease_seconds", "float", 30.0,
+            "a node without a heartbeat for this long is lost"),
+    Setting("fleet.poll_seconds", "float", 2.0,
+            "how often parked long polls re-read the fleet revision (missed notifications)"),
+    Setting("node.backoff_max", "float", 30.0,
+            "longest pause of a node agent between tries while the coordinator is down"),
     Setting("web.session_hours", "float", 12.0, "how long a web sign-in lasts"),
     Setting("web.signin_attempts", "int", 5,
             "failed web sign-ins allowed per address within web.signin_window"),

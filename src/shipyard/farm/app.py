@@ -153,9 +153,11 @@ def create_app(settings: Settings, db_url: str, repo_dir: str | os.PathLike[str]
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await coordinator.start()
+        await fleet.start()
         try:
             yield
         finally:
+            await fleet.stop()
             await coordinator.stop()
             db.dispose()
 
@@ -173,6 +175,11 @@ def create_app(settings: Settings, db_url: str, repo_dir: str | os.PathLike[str]
     app.include_router(_public_routes())
     app.include_router(_worker_routes())
     app.include_router(_control_routes())
+    # The fleet API (shipyard.fleet), same process and database; the server module that
+    # composes farm, fleet and web will take this over.
+    from shipyard.fleet.api import install as install_fleet
+
+    fleet = install_fleet(app, settings, db_url, repo)
     from shipyard.web.pages import install as install_pages  # the web UI (shipyard.web)
 
     install_pages(app)
