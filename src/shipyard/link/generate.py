@@ -13,6 +13,10 @@ identity on the network. One file per announced interface::
     password = <secrets.token_urlsafe(24)>
     host_override = no
 
+On a fleet node the agent adds where the transport must connect: the accepting
+instance's node address and port (``acceptor_host``, ``acceptor_port``, and every
+acceptor as ``acceptors = host:port, ...``; see :func:`set_acceptors`).
+
 Rules: re-registering recomputes host and port but keeps the password (a transport that is
 already linked keeps working); ``host_override = yes`` (set by ``shipyard link hostname``)
 keeps the host too. ``link reconcile`` creates a missing file (instance registered before
@@ -61,6 +65,7 @@ class GeneratedConfig:
     port: int | None = None
     password: str | None = None
     host_override: bool = False
+    acceptors: tuple[tuple[str, int], ...] = ()
 
     def render(self, coordinate: str) -> str:
         lines = [
@@ -76,6 +81,10 @@ class GeneratedConfig:
         if self.password is not None:
             lines.append(f"password = {self.password}")
         lines.append(f"host_override = {'yes' if self.host_override else 'no'}")
+        if self.acceptors:
+            first_host, first_port = self.acceptors[0]
+            lines += [f"acceptor_host = {first_host}", f"acceptor_port = {first_port}",
+                      "acceptors = " + ", ".join(f"{h}:{p}" for h, p in self.acceptors)]
         return "\n".join(lines) + "\n"
 
 
@@ -93,9 +102,19 @@ def read_config(path: Path) -> GeneratedConfig | None:
             port=int(port_text) if port_text else None,
             password=section.get("password") or None,
             host_override=section.get("host_override", "no").strip().lower() == "yes",
+            acceptors=_parse_acceptors(section.get("acceptors", "")),
         )
     except (OSError, configparser.Error, KeyError, ValueError):
         return None
+
+
+def _parse_acceptors(text: str) -> tuple[tuple[str, int], ...]:
+    out = []
+    for item in text.split(","):
+        host, sep, port = item.strip().rpartition(":")
+        if sep and host and port.isdigit():
+            out.append((host, int(port)))
+    return tuple(out)
 
 
 def _owner(user: str) -> tuple[int, int] | None:
@@ -168,6 +187,7 @@ def desired_config(settings: Settings, announce: LinkAnnounce,
         port=announce.port,
         password=password,
         host_override=bool(existing and existing.host_override and existing.host),
+        acceptors=existing.acceptors if existing is not None else (),
     )
 
 
@@ -205,3 +225,21 @@ def set_host_override(settings: Settings, announce: LinkAnnounce, runtime_dir: P
         base.host_override = True
     write_config(settings, path, base, coordinate=coordinate, user=user)
     return base
+
+
+def set_acceptors(settings: Settings, announce: LinkAnnounce, runtime_dir: Path, *,
+                  coordinate: str, user: str,
+                  acceptors: tuple[tuple[str, int], ...]) -> bool:
+    """Record where the announcer connects (the fleet agent calls this); True when the
+    file changed, which is when the instance must be restarted to use it."""
+    path = config_path(runtime_dir, announce.interface)
+    existing = read_config(path) if path.exists() else None
+    wanted = desired_config(settings, announce, existing)
+    wanted.acceptors = tuple(acceptors)
+    for host, port in wanted.acceptors:
+        if not valid_host(host) or not 1 <= port <= 65535:
+            raise ShipyardError(f"acceptor address {host}:{port} is not valid")
+    if existing == wanted:
+        return False
+    write_config(settings, path, wanted, coordinate=coordinate, user=user)
+    return True

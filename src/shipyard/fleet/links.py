@@ -1,0 +1,191 @@
+"""Links across hosts, the coordinator's part (DESIGN.md "Fleet", Links across hosts).
+
+The coordinator pairs announcers with acceptors fleet-wide and forwards ciphertext; it
+never runs an adapter and never sees a password. :func:`fill` adds to one node's desired
+document:
+
+* for each accepting instance there, every announcement of its interface (host, port and
+  the password sealed for *this* node), leaving out pairs an operator disabled,
+  announcements whose node is lost or revoked, and instances no longer assigned: the
+  acceptor's agent runs ``--remove`` for whatever disappears;
+* for each announcing instance there, every acceptor of its interface with that node's
+  advertised address and X25519 key, so the announcer's agent can seal its password for
+  each acceptor node (a new acceptor node gets its copy the same way) and write where to
+  connect into the announcer's generated link file. Acceptors on a lost node stay listed:
+  a missed lease is not a new address, and a transport is not restarted for it.
+
+Which interfaces a package announces or accepts comes from its ``shipyard.toml`` in the
+repository the coordinator already checks assignments against, read once per coordinate
+(coordinates are immutable, so the cache never goes stale).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from shipyard.config import Settings
+from shipyard.coords import PackageCoord
+from shipyard.db.fleet_models import (
+    FleetAnnouncement,
+    FleetAssignment,
+    FleetDisabledPair,
+    FleetNode,
+)
+from shipyard.errors import ShipyardError
+from shipyard.fleet.db import aware, utcnow
+from shipyard.formats import fleet as wire
+
+
+@dataclass(frozen=True)
+class Interfaces:
+    """What one package's manifest declares; ``problem`` when it could not be read."""
+
+    announces: frozenset[str] = frozenset()
+    accepts: frozenset[str] = frozenset()
+    problem: str | None = None
+
+
+class ManifestSource:
+    """``shipyard.toml`` of packages in the coordinator's repository, cached per coordinate.
+
+    A failed read is not cached (the package may be published a moment later)."""
+
+    def __init__(self, settings: Settings, repo_dir: Path | None) -> None:
+        self.settings = settings
+        if not str(settings.get("repo.url") or "").strip() and repo_dir is not None:
+            self.settings = settings.with_overrides(
+                {"repo.url": repo_dir.absolute().as_uri()}, source="coordinator")
+        self.cache: dict[str, Interfaces] = {}
+        self.lock = threading.Lock()
+
+    def interfaces(self, package: str) -> Interfaces:
+        with self.lock:
+            found = self.cache.get(package)
+        if found is not None:
+            return found
+        found = self._read(package)
+        if found.problem is None:
+            with self.lock:
+                self.cache[package] = found
+        return found
+
+    def _read(self, package: str) -> Interfaces:
+        from shipyard.pkg.archive import inspect_archive
+        from shipyard.pkg.install import repository_client
+        from shipyard.pkg.resolve import pick
+
+        if not str(self.settings.get("repo.url") or "").strip():
+            return Interfaces(problem="the coordinator has no repository (repo.url)")
+        scratch = Path(tempfile.mkdtemp(prefix="shipyard-links-"))
+        try:
+            coord = PackageCoord.parse(package, require_version=True)
+            with repository_client(self.settings) as client:
+                entry = pick(client.index(), coord)
+                archive = client.fetch_archive(entry, scratch)
+            manifest = inspect_archive(archive)
+        except ShipyardError as exc:
+            return Interfaces(problem=f"package {package}: {exc.message}")
+        except OSError as exc:
+            return Interfaces(problem=f"package {package}: {exc}")
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        return Interfaces(frozenset(a.interface for a in manifest.announces),
+                          frozenset(a.interface for a in manifest.accepts))
+
+
+_source: ManifestSource | None = None
+
+
+def configure(settings: Settings, repo_dir: Path | None) -> None:
+    """Called once by the fleet's HTTP layer when the coordinator starts."""
+    global _source
+    _source = ManifestSource(settings, repo_dir)
+
+
+def set_source(source: Any) -> None:
+    """Tests (and benchmarks) may hand in any object with ``interfaces(package)``."""
+    global _source
+    _source = source
+
+
+def _alive(row: Any, now: Any) -> bool:
+    if row.revoked_at is not None or row.lost_at is not None:
+        return False
+    expires = aware(row.lease_expires_at)
+    return expires is None or expires >= now
+
+
+def fill(conn: Connection, node: Any, doc: wire.DesiredDocument) -> None:
+    """Add announcements and acceptor addresses to ``node``'s document (see module doc)."""
+    source = _source
+    if source is None or not doc.instances:
+        return
+    mine = {inst.service: source.interfaces(inst.package) for inst in doc.instances}
+    wanted_accepts = set().union(*(i.accepts for i in mine.values()))
+    wanted_announces = set().union(*(i.announces for i in mine.values()))
+    if not wanted_accepts and not wanted_announces:
+        return
+    now = utcnow()
+    nodes = {row.id: row for row in conn.execute(select(
+        FleetNode.id, FleetNode.name, FleetNode.address, FleetNode.sealing_key,
+        FleetNode.lost_at, FleetNode.revoked_at, FleetNode.lease_expires_at))}
+    disabled = {(r.announcer, r.acceptor) for r in conn.execute(
+        select(FleetDisabledPair.announcer, FleetDisabledPair.acceptor))}
+    assigned = {(r.node_id, r.service): r.package for r in conn.execute(
+        select(FleetAssignment.node_id, FleetAssignment.service, FleetAssignment.package))}
+
+    by_interface: dict[str, list[wire.Announcement]] = {}
+    if wanted_accepts:
+        rows = conn.execute(select(FleetAnnouncement).where(
+            FleetAnnouncement.interface.in_(sorted(wanted_accepts)))
+            .order_by(FleetAnnouncement.instance))
+        for row in rows:
+            owner = nodes.get(row.node_id)
+            if owner is None or not _alive(owner, now):
+                continue
+            if (row.node_id, row.instance) not in assigned:
+                continue  # unassigned: its agent may be gone before withdrawing it
+            sealed = _sealed_for(row.sealed, node.name)
+            by_interface.setdefault(row.interface, []).append(wire.Announcement(
+                announcer=row.instance, announcer_node=owner.name, interface=row.interface,
+                host=row.host, port=row.port, password_sealed=sealed))
+
+    acceptors: dict[str, list[wire.AcceptorAddress]] = {}
+    if wanted_announces:
+        for (node_id, service), package in sorted(assigned.items(), key=lambda i: i[0][1]):
+            owner = nodes.get(node_id)
+            if owner is None or owner.revoked_at is not None:
+                continue
+            for interface in source.interfaces(package).accepts & wanted_announces:
+                acceptors.setdefault(interface, []).append(wire.AcceptorAddress(
+                    acceptor=service, acceptor_node=owner.name, interface=interface,
+                    host=owner.address, port=None, node_key=owner.sealing_key))
+
+    for inst in doc.instances:
+        found = mine[inst.service]
+        for interface in sorted(found.accepts):
+            inst.announcements.extend(
+                a for a in by_interface.get(interface, [])
+                if a.announcer != inst.service
+                and (a.announcer, inst.service) not in disabled)
+        for interface in sorted(found.announces):
+            inst.acceptors.extend(
+                a for a in acceptors.get(interface, [])
+                if a.acceptor != inst.service
+                and (inst.service, a.acceptor) not in disabled)
+
+
+def _sealed_for(text: str, node: str) -> str | None:
+    with contextlib.suppress(ValueError, TypeError, AttributeError):
+        value = json.loads(text or "{}").get(node)
+        return value if isinstance(value, str) else None
+    return None
