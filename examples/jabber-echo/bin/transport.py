@@ -7,8 +7,8 @@ Reads host, port and password from the link config Shipyard generated at registr
 (etc/link-jabber-component.ini), connects to the server's component port (at the
 acceptor_host/acceptor_port a fleet agent wrote there, else at --server and the port),
 answers the challenge with sha256(nonce + password) and then turns every
-"MSG <client> <text>" into "REPLY <client> <transformed text>". When the server refuses or drops it, it logs why and
-tries again (backing off up to 2 s), re-reading its config each time.
+"MSG <client> <text>" into "REPLY <client> <transformed text>". When the server refuses
+or drops it, it logs why and tries again (backing off up to 2 s), re-reading its config each time.
 """
 
 from __future__ import annotations
