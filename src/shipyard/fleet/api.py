@@ -77,17 +77,25 @@ def node_auth(request: Request, name: str,
     return service.authenticate_node(fleet.db, secret, name)
 
 
+def _live_node_credential(db: FleetDB, secret: str) -> bool:
+    if not secret.startswith(service.CREDENTIAL_PREFIX):
+        return False
+    try:
+        service.authenticate_node(db, secret, "")
+    except Forbidden:  # a live node's credential (it names another node than "")
+        return True
+    except FleetError:
+        return False
+    return False
+
+
 def operator_auth(request: Request, authorization: str | None = Header(default=None)) -> Any:
     secret = _bearer(authorization)
     fleet = _fleet(request)
     token = service.operator_token(fleet.db, secret)
     if token is None:
-        if secret.startswith(service.CREDENTIAL_PREFIX):
-            try:
-                service.authenticate_node(fleet.db, secret, "")
-            except Forbidden:  # a live node's own credential, asking for the operator's
-                raise Forbidden("a node credential may not do this (needs an admin token)") \
-                    from None
+        if _live_node_credential(fleet.db, secret):
+            raise Forbidden("a node credential may not do this (needs an admin token)")
         raise Unauthorized("invalid or revoked token")
     if token.role != "admin":
         raise Forbidden(f"a {token.role} token may not do this (needs: admin)")
@@ -96,8 +104,11 @@ def operator_auth(request: Request, authorization: str | None = Header(default=N
 
 def join_auth(request: Request, authorization: str | None = Header(default=None)) -> str:
     secret = _bearer(authorization)
-    token = service.operator_token(_fleet(request).db, secret)
+    db = _fleet(request).db
+    token = service.operator_token(db, secret)
     if token is None:
+        if _live_node_credential(db, secret):
+            raise Forbidden("a node credential cannot join (needs a one-time node token)")
         raise Unauthorized("invalid, used or revoked join token")
     if token.role != "node":
         raise Forbidden(f"a {token.role} token cannot join a node (needs a node token: "
