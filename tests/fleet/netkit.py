@@ -40,6 +40,9 @@ PREFIX = "synk"
 LOCK_DIR = Path("/run/shipyard-netkit")
 SUBNET = "10.251.{slot}"
 SLOTS = range(1, 251)
+# Homes may be traversed, not listed or read, by others: instances run as the service
+# user (svc.user), which must reach its runtime dir and the software root below the home.
+HOME_MODE = 0o711
 _NAME_RE = re.compile(rf"^{PREFIX}(\d+)(?:-|br|p)")
 
 
@@ -169,7 +172,7 @@ class NetKit:
         self.procs: list[subprocess.Popen] = []
         _remove_slot(self.slot)  # a killed run of this slot that nobody swept yet
         self.base = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{self.slot}-"))
-        os.chmod(self.base, 0o700)
+        os.chmod(self.base, HOME_MODE)
         try:
             ip("link", "add", self.bridge, "type", "bridge")
             _no_ipv6(self.bridge)
@@ -197,7 +200,8 @@ class NetKit:
         veth, peer = f"{PREFIX}{self.slot}-{index}", f"{PREFIX}{self.slot}p{index}"
         address = f"{self.subnet}.{10 + index}"
         home = self.base / name
-        home.mkdir(mode=0o700)
+        home.mkdir()
+        os.chmod(home, HOME_MODE)
         ip("netns", "add", netns)
         ip("link", "add", veth, "type", "veth", "peer", "name", peer)
         _no_ipv6(veth)

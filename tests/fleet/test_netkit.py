@@ -95,8 +95,8 @@ def test_a_host_cannot_reach_the_root_loopback():
 def test_homes_are_private():
     with netkit.NetKit() as kit:
         a = kit.add_host("a")
-        assert stat.S_IMODE(a.home.stat().st_mode) == 0o700
-        assert stat.S_IMODE(kit.base.stat().st_mode) == 0o700
+        assert stat.S_IMODE(a.home.stat().st_mode) == netkit.HOME_MODE == 0o711
+        assert stat.S_IMODE(kit.base.stat().st_mode) == 0o711
         assert a.env()["SHIPYARD_HOME"] == str(a.home)
 
 

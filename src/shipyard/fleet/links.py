@@ -8,8 +8,9 @@ document:
   the password sealed for *this* node), leaving out pairs an operator disabled,
   announcements whose node is lost or revoked, and instances no longer assigned: the
   acceptor's agent runs ``--remove`` for whatever disappears;
-* for each announcing instance there, every acceptor of its interface with that node's
-  advertised address and X25519 key, so the announcer's agent can seal its password for
+* for each announcing instance there, every acceptor of its interface (disabled pairs
+  too: disabling makes the acceptor refuse, it does not move the announcer) with that
+  node's advertised address and X25519 key, so the announcer's agent can seal its password for
   each acceptor node (a new acceptor node gets its copy the same way) and write where to
   connect into the announcer's generated link file. Acceptors on a lost node stay listed:
   a missed lease is not a new address, and a transport is not restarted for it.
@@ -111,6 +112,16 @@ def configure(settings: Settings, repo_dir: Path | None) -> None:
     _source = ManifestSource(settings, repo_dir)
 
 
+def _default_source() -> ManifestSource:
+    """Until the HTTP layer configures us: this process's own settings (its repo.url)."""
+    global _source
+    if _source is None:
+        from shipyard.config import load_settings
+
+        _source = ManifestSource(load_settings(), None)
+    return _source
+
+
 def set_source(source: Any) -> None:
     """Tests (and benchmarks) may hand in any object with ``interfaces(package)``."""
     global _source
@@ -126,9 +137,9 @@ def _alive(row: Any, now: Any) -> bool:
 
 def fill(conn: Connection, node: Any, doc: wire.DesiredDocument) -> None:
     """Add announcements and acceptor addresses to ``node``'s document (see module doc)."""
-    source = _source
-    if source is None or not doc.instances:
+    if not doc.instances:
         return
+    source = _source or _default_source()
     mine = {inst.service: source.interfaces(inst.package) for inst in doc.instances}
     wanted_accepts = set().union(*(i.accepts for i in mine.values()))
     wanted_announces = set().union(*(i.announces for i in mine.values()))
@@ -178,10 +189,10 @@ def fill(conn: Connection, node: Any, doc: wire.DesiredDocument) -> None:
                 if a.announcer != inst.service
                 and (a.announcer, inst.service) not in disabled)
         for interface in sorted(found.announces):
+            # A disabled pair keeps the address: disabling makes the acceptor refuse the
+            # announcer, it does not move or restart the announcer.
             inst.acceptors.extend(
-                a for a in acceptors.get(interface, [])
-                if a.acceptor != inst.service
-                and (inst.service, a.acceptor) not in disabled)
+                a for a in acceptors.get(interface, []) if a.acceptor != inst.service)
 
 
 def _sealed_for(text: str, node: str) -> str | None:
