@@ -157,7 +157,7 @@ def revoke(db: FleetDB, name: str) -> int:
 def _node_view(row: Any, now: datetime) -> wire.NodeView:
     return wire.NodeView(
         name=row.name, labels=json.loads(row.labels or "{}"), address=row.address,
-        agent_version=row.agent_version, joined_at=aware(row.joined_at),
+        agent_version=row.agent_version, joined_at=aware(row.joined_at) or row.joined_at,
         last_seen=aware(row.last_seen_at), lease_expires_at=aware(row.lease_expires_at),
         lease_state=lease_state(row, now), revision_applied=row.revision_applied)
 
@@ -379,9 +379,9 @@ def publish_announcements(db: FleetDB, node: Any, body: wire.AnnouncementPublish
         have = {(r.instance, r.interface): r for r in conn.execute(
             select(FleetAnnouncement).where(FleetAnnouncement.node_id == node.id))}
         changed = False
-        for key, row in have.items():
+        for key, old in have.items():
             if key not in wanted:
-                conn.execute(delete(FleetAnnouncement).where(FleetAnnouncement.id == row.id))
+                conn.execute(delete(FleetAnnouncement).where(FleetAnnouncement.id == old.id))
                 changed = True
         for key, item in wanted.items():
             sealed = json.dumps(item.sealed, sort_keys=True)
