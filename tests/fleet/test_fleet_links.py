@@ -9,12 +9,11 @@ pair is disabled or its node's lease runs out.
 from __future__ import annotations
 
 import json
-import sqlite3
-from pathlib import Path
 
 import httpx
 import netkit
 import pytest
+import sqlalchemy
 from crosskit import CrossFleet, chat, chat_status
 
 from helpers import wait_until
@@ -27,9 +26,10 @@ CLIENT_PORT = 5222
 
 
 @pytest.fixture(name="fleet")
-def _fleet():
+def _fleet(db_url: str):
+    """On SQLite and on PostgreSQL (the coordinator in the root namespace reaches it)."""
     with netkit.NetKit() as kit:
-        fleet = CrossFleet(kit)
+        fleet = CrossFleet(kit, db_url=db_url)
         try:
             yield fleet
         finally:
@@ -120,7 +120,7 @@ def test_server_and_transports_on_three_hosts(fleet: CrossFleet) -> None:
     # the plaintext passwords are nowhere on the coordinator's side
     secrets = {_password(b, ECHO_SVC), _password(c, UPPER_SVC)}
     assert all(len(s) >= 16 for s in secrets)
-    dump = _db_dump(Path(fleet.coordinator_env["SHIPYARD_FARM_DB"].split("///", 1)[1]))
+    dump = _db_dump(fleet.coordinator_env["SHIPYARD_FARM_DB"])
     assert "shipyard-sealed-v1:" in dump  # the sealed copies are there...
     responses = [fleet.fleet(*args, "--json").stdout
                  for args in (("links",), ("nodes",), ("status",))]
@@ -145,9 +145,21 @@ def _transport_log(host: netkit.Host, service: str) -> str:
     return path.read_text(errors="replace") if path.exists() else ""
 
 
-def _db_dump(path: Path) -> str:
-    with sqlite3.connect(path) as conn:
-        return "\n".join(conn.iterdump())
+def _db_dump(url: str) -> str:
+    """Every row of every table of the coordinator's database, as text."""
+    from shipyard.db import make_engine, normalise_url
+
+    engine = make_engine(normalise_url(url))
+    try:
+        meta = sqlalchemy.MetaData()
+        meta.reflect(engine)
+        lines = []
+        with engine.connect() as conn:
+            for table in meta.sorted_tables:
+                lines += [f"{table.name} {tuple(row)}" for row in conn.execute(table.select())]
+        return "\n".join(lines)
+    finally:
+        engine.dispose()
 
 
 def _get(url: str, path: str, credential: str) -> str:
