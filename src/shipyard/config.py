@@ -119,6 +119,8 @@ SETTINGS: tuple[Setting, ...] = (
             "a node without a heartbeat for this long is lost"),
     Setting("fleet.poll_seconds", "float", 2.0,
             "how often parked long polls re-read the fleet revision (missed notifications)"),
+    Setting("node.source_address", "str", "",
+            "local address the node agent's connections come from (default: any)"),
     Setting("node.backoff_max", "float", 30.0,
             "longest pause of a node agent between tries while the coordinator is down"),
     Setting("web.session_hours", "float", 12.0, "how long a web sign-in lasts"),

@@ -71,6 +71,7 @@ class Node:
         env = make_env(self.home)
         env.update(self.fleet.repo_env)
         env["SHIPYARD_NODE_BACKOFF_MAX"] = "1"
+        env["SHIPYARD_NODE_SOURCE_ADDRESS"] = self.address  # its own loopback address
         return env
 
     def cli(self, *args: str, check: bool = True) -> Result:

@@ -32,6 +32,8 @@ def test_join_assign_converge_unassign(make_fleet, db_url: str) -> None:
     assert views["web1"]["labels"] == {"role": "web", "zone": "a"}
     assert views["web1"]["address"] == web.address
     assert views["web1"]["lease_state"] == "alive"
+    # Each agent's calls come from its own loopback address.
+    assert (views["web1"]["seen_from"], views["db1"]["seen_from"]) == (web.address, db.address)
     port_a, port_b = free_port(), free_port()
     # By name, and by label.
     fleet.operator(url, "assign", "1.hello.prod.a", "--package", PACKAGE, "--nodes", "web1",

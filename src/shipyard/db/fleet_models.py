@@ -51,6 +51,9 @@ class FleetNode(Base):
     lease_expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     lost_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     revision_applied: Mapped[int] = mapped_column(BigInteger, default=0)
+    # The address the node's last call came from (what the coordinator sees, beside the
+    # address the node advertises).
+    seen_from: Mapped[str] = mapped_column(String(100), default="")
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     last_error: Mapped[str] = mapped_column(Text, default="")
 

@@ -63,6 +63,10 @@ def _fleet(request: Request) -> Fleet:
     return request.app.state.fleet
 
 
+def _peer(request: Request) -> str:
+    return request.client.host if request.client is not None else ""
+
+
 def _bearer(authorization: str | None) -> str:
     scheme, _, secret = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
@@ -191,7 +195,7 @@ def _node_routes() -> APIRouter:
     def report(request: Request, name: str, body: wire.NodeReport,
                node: Any = Depends(node_auth)) -> dict[str, Any]:
         fleet = _fleet(request)
-        revision = service.report(fleet.db, node, body, fleet.lease_seconds)
+        revision = service.report(fleet.db, node, body, fleet.lease_seconds, _peer(request))
         if revision is not None:
             fleet.hub.changed_threadsafe(revision)
         return {"ok": True}
@@ -200,7 +204,8 @@ def _node_routes() -> APIRouter:
     def heartbeat(request: Request, name: str, body: wire.Heartbeat,
                   node: Any = Depends(node_auth)) -> wire.HeartbeatAnswer:
         fleet = _fleet(request)
-        answer, came_back = service.heartbeat(fleet.db, node, body, fleet.lease_seconds)
+        answer, came_back = service.heartbeat(fleet.db, node, body, fleet.lease_seconds,
+                                              _peer(request))
         if came_back:
             fleet.hub.changed_threadsafe(answer.revision)
         return answer

@@ -159,7 +159,8 @@ def _node_view(row: Any, now: datetime) -> wire.NodeView:
         name=row.name, labels=json.loads(row.labels or "{}"), address=row.address,
         agent_version=row.agent_version, joined_at=aware(row.joined_at) or row.joined_at,
         last_seen=aware(row.last_seen_at), lease_expires_at=aware(row.lease_expires_at),
-        lease_state=lease_state(row, now), revision_applied=row.revision_applied)
+        lease_state=lease_state(row, now), revision_applied=row.revision_applied,
+        seen_from=row.seen_from or "")
 
 
 def nodes(db: FleetDB) -> list[wire.NodeView]:
@@ -184,23 +185,24 @@ def _touch(conn: Connection, node: Any, lease_seconds: float, revision_applied: 
     return expires, came_back
 
 
-def heartbeat(db: FleetDB, node: Any, body: wire.Heartbeat, lease_seconds: float
-              ) -> tuple[wire.HeartbeatAnswer, bool]:
+def heartbeat(db: FleetDB, node: Any, body: wire.Heartbeat, lease_seconds: float,
+              seen_from: str = "") -> tuple[wire.HeartbeatAnswer, bool]:
     with db.tx() as conn:
-        expires, came_back = _touch(conn, node, lease_seconds, body.revision_applied)
+        expires, came_back = _touch(conn, node, lease_seconds, body.revision_applied,
+                                    seen_from=seen_from[:100])
         current = bump(conn) if came_back else revision(conn)
     return wire.HeartbeatAnswer(revision=current, lease_expires_at=expires), came_back
 
 
-def report(db: FleetDB, node: Any, body: wire.NodeReport, lease_seconds: float
-           ) -> int | None:
+def report(db: FleetDB, node: Any, body: wire.NodeReport, lease_seconds: float,
+           seen_from: str = "") -> int | None:
     """Store what the node sees (replacing its previous report); renews its lease. The new
     revision when the node came back from lost, else None."""
     now = utcnow()
     with db.tx() as conn:
         _, came_back = _touch(conn, node, lease_seconds, body.revision_applied,
                               agent_version=body.agent_version or node.agent_version,
-                              last_error=body.last_error)
+                              last_error=body.last_error, seen_from=seen_from[:100])
         conn.execute(delete(FleetInstance).where(FleetInstance.node_id == node.id))
         if body.instances:
             conn.execute(insert(FleetInstance), [

@@ -211,6 +211,7 @@ class NodeView(Wire):
     lease_expires_at: datetime | None
     lease_state: LeaseState
     revision_applied: int
+    seen_from: str = Field(default="", description="the address its last call came from")
 
 
 class StatusRow(Wire):

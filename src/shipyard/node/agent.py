@@ -73,7 +73,9 @@ class Agent:
         self.wait = wait
         self.heartbeat_seconds = heartbeat or float(
             self._stored("heartbeat_seconds") or 10.0)
-        self.client = FleetClient(self.identity.coordinator, self.identity.credential)
+        source = str(settings.get("node.source_address") or "").strip() or None
+        self.client = FleetClient(self.identity.coordinator, self.identity.credential,
+                                  local_address=source)
         self.tracker = execute.Tracker()
         self.managed = ident.load_managed(self.identity)
         self.doc = ident.load_desired(self.identity)

@@ -47,14 +47,17 @@ def _detail(response: httpx.Response) -> str:
 
 
 class FleetClient:
-    def __init__(self, url: str, secret: str | None, *, timeout: float = 30.0) -> None:
+    def __init__(self, url: str, secret: str | None, *, timeout: float = 30.0,
+                 local_address: str | None = None) -> None:
         if not url.startswith(("http://", "https://")):
             raise ShipyardError(f"coordinator URL {url!r}: expected http:// or https://")
         self.url = url.rstrip("/")
         headers = {"User-Agent": f"shipyard-node/{__version__}"}
         if secret:
             headers["Authorization"] = f"Bearer {secret}"
-        self.http = httpx.Client(base_url=self.url, headers=headers,
+        # With a local address, every connection comes from it (a node that has several).
+        transport = httpx.HTTPTransport(local_address=local_address) if local_address else None
+        self.http = httpx.Client(base_url=self.url, headers=headers, transport=transport,
                                  timeout=httpx.Timeout(timeout, connect=5.0))
 
     def close(self) -> None:

@@ -44,6 +44,7 @@ def upgrade() -> None:
         sa.Column("lease_expires_at", TZ, nullable=False),
         sa.Column("lost_at", TZ, nullable=True),
         sa.Column("revision_applied", sa.BigInteger, nullable=False, server_default="0"),
+        sa.Column("seen_from", sa.String(100), nullable=False, server_default=""),
         sa.Column("revoked_at", TZ, nullable=True),
         sa.Column("last_error", sa.Text, nullable=False, server_default=""),
     )
