@@ -348,7 +348,7 @@ def fill_links(conn: Connection, node: Any, doc: wire.DesiredDocument) -> None:
 def status(db: FleetDB) -> wire.FleetStatus:
     with db.rtx() as conn:
         current = revision(conn)
-        names = dict(conn.execute(select(FleetNode.id, FleetNode.name)).tuples().all())
+        names = {r.id: r.name for r in conn.execute(select(FleetNode.id, FleetNode.name))}
         assigned = {(r.node_id, r.service): r for r in conn.execute(select(FleetAssignment))}
         actual = {(r.node_id, r.service): r for r in conn.execute(select(FleetInstance))}
     rows = []
@@ -427,7 +427,7 @@ def link_pairs(db: FleetDB) -> list[wire.LinkPairView]:
     from shipyard.db.fleet_models import FleetAnnouncement, FleetDisabledPair
 
     with db.rtx() as conn:
-        names = dict(conn.execute(select(FleetNode.id, FleetNode.name)).tuples().all())
+        names = {r.id: r.name for r in conn.execute(select(FleetNode.id, FleetNode.name))}
         announcer_node = {r.instance: names.get(r.node_id, "")
                           for r in conn.execute(select(FleetAnnouncement))}
         disabled = {(r.announcer, r.acceptor) for r in conn.execute(select(FleetDisabledPair))}
