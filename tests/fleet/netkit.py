@@ -14,7 +14,8 @@ and concurrent runs never share one)::
 The coordinator runs in the root namespace bound to the bridge address (10.251.N.1), the
 only address the hosts can reach besides each other. Namespaces get no default route and
 the root namespace does not forward, so nothing a test starts can send a packet anywhere
-but this /24. Tests must bind only to addresses the kit hands out.
+but this /24; in the root namespace a blackhole route for 10.251.0.0/16 keeps packets for
+a torn-down kit's addresses on this machine. Tests must bind only to addresses the kit hands out.
 
 Cleanup kills every process left in the kit's namespaces (by pid, from ``ip netns pids``),
 deletes the namespaces and the bridge, and removes the hosts' homes; it runs at
@@ -163,6 +164,7 @@ class NetKit:
     """A bridge and any number of hosts; use as a context manager."""
 
     def __init__(self) -> None:
+        blackhole()
         sweep()
         self.slot, self._lock_fd = self._take_slot()
         self.subnet = SUBNET.format(slot=self.slot)
@@ -238,6 +240,17 @@ class NetKit:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+BLACKHOLE = "10.251.0.0/16"
+
+
+def blackhole() -> None:
+    """A blackhole for the whole test range in the root namespace (idempotent, left in
+    place): once a bridge is gone, a packet for 10.251.x from the root namespace dies here
+    instead of following the default route off the machine. A live bridge's connected /24
+    is more specific and still wins."""
+    ip("route", "replace", "blackhole", BLACKHOLE)
 
 
 def _no_ipv6(device: str) -> None:

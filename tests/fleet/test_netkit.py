@@ -12,6 +12,7 @@ import sys
 import textwrap
 
 import netkit
+import pytest
 
 from helpers import wait_until
 
@@ -150,3 +151,20 @@ def _alive(pid: int) -> bool:
             return handle.read().rsplit(")", 1)[1].split()[0] not in "ZX"
     except OSError:
         return False
+
+
+def test_the_test_range_is_blackholed_in_the_root_namespace():
+    with netkit.NetKit() as kit:
+        gone = f"{kit.subnet}.200"
+        assert f"dev {kit.bridge}" in netkit.ip("route", "get", gone).stdout  # live: bridge
+    routes = netkit.ip("route", "show", "type", "blackhole").stdout
+    assert netkit.BLACKHOLE in routes
+    # the kit is gone: its addresses now hit the blackhole, never the default route
+    route = netkit.ip("route", "get", gone, check=False)
+    assert route.returncode != 0 or "blackhole" in route.stdout, route.stdout
+    assert "via" not in route.stdout
+    with socket.socket() as sock:
+        sock.settimeout(5)
+        with pytest.raises(OSError) as failure:
+            sock.connect((gone, 9))
+    assert not isinstance(failure.value, TimeoutError)  # refused locally, not sent out
