@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -114,7 +115,8 @@ class Fleet:
 
     # -- the repository ------------------------------------------------------------------------
 
-    def publish_examples(self, *names: str) -> None:
+    def publish_examples(self, *names: str, versions: tuple[str, ...] = ()) -> None:
+        """Publish examples (and, with ``versions``, svc-script again at those versions)."""
         from shipyard.pkg.pack import pack_directory
         from shipyard.repo.keys import keygen
         from shipyard.repo.layout import init_repository
@@ -127,6 +129,13 @@ class Fleet:
         init_repository(repo, signing_key=key.private_path)
         for name in names:
             upload(None, repo, pack_directory(EXAMPLES / name, self.base / "out"))
+        for version in versions:
+            source = self.base / "src" / f"svc-script-{version}"
+            shutil.copytree(EXAMPLES / "svc-script", source)
+            manifest = source / "shipyard.toml"
+            manifest.write_text(manifest.read_text().replace('version = "1.0.0"',
+                                                             f'version = "{version}"'))
+            upload(None, repo, pack_directory(source, self.base / "out"))
         publish(None, repo)
         port = free_port()
         log = self.base / "http.log"
