@@ -122,12 +122,21 @@ def test_a_lost_announcer_node_withdraws_its_announcements(fleet: FleetDB) -> No
     with fleet.tx() as conn:
         conn.execute(update(FleetNode).where(FleetNode.name == "b").values(
             lease_expires_at=utcnow() - timedelta(seconds=1)))
-    assert doc(fleet, "a")[SERVER].announcements == []  # lease ran out, reaper or not
+    assert len(doc(fleet, "a")[SERVER].announcements) == 1  # until the reaper says lost
     assert service.reap(fleet) == ["b"]
     assert doc(fleet, "a")[SERVER].announcements == []
-    with fleet.tx() as conn:
+    service.heartbeat(fleet, node_row(fleet, "b"), wire.Heartbeat(revision_applied=0), 60.0)
+    assert len(doc(fleet, "a")[SERVER].announcements) == 1  # back: relinked
+
+
+def test_heartbeats_alone_keep_announcements(fleet: FleetDB) -> None:
+    """A lease renewed by heartbeats (no revision moves) is not judged from a stale copy."""
+    assert len(doc(fleet, "a")[SERVER].announcements) == 1
+    with fleet.tx() as conn:  # the lease as first seen is long over; heartbeats renewed it
         conn.execute(update(FleetNode).where(FleetNode.name == "b").values(
-            lost_at=None, lease_expires_at=utcnow() + timedelta(seconds=60)))
+            joined_at=utcnow() - timedelta(hours=1)))
+    service.heartbeat(fleet, node_row(fleet, "b"), wire.Heartbeat(revision_applied=0), 60.0)
+    assert service.reap(fleet) == []
     assert len(doc(fleet, "a")[SERVER].announcements) == 1
 
 

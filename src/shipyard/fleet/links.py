@@ -40,9 +40,9 @@ from shipyard.db.fleet_models import (
     FleetAssignment,
     FleetDisabledPair,
     FleetNode,
+    FleetRevision,
 )
 from shipyard.errors import ShipyardError
-from shipyard.fleet.db import aware, utcnow
 from shipyard.formats import fleet as wire
 
 
@@ -128,11 +128,69 @@ def set_source(source: Any) -> None:
     _source = source
 
 
-def _alive(row: Any, now: Any) -> bool:
-    if row.revoked_at is not None or row.lost_at is not None:
-        return False
-    expires = aware(row.lease_expires_at)
-    return expires is None or expires >= now
+def _alive(row: Any) -> bool:
+    """Lost (marked by the lease reaper, which bumps the revision) or revoked: the node's
+    announcements are withdrawn. Not the lease's end time itself: heartbeats move it
+    without a revision, so a cached view would judge from a stale copy of it."""
+    return row.revoked_at is None and row.lost_at is None
+
+
+@dataclass
+class _View:
+    """The fleet-wide part of every document at one revision, read once and shared: a
+    change fans out to N nodes' documents, and without this each of them would read every
+    node, assignment and announcement again (N x N rows per change)."""
+
+    nodes: dict[int, Any]
+    disabled: set[tuple[str, str]]
+    assigned: dict[tuple[int, str], str]
+    # interface -> [(announcement row, its sealed copies by node)]
+    announcements: dict[str, list[tuple[Any, dict[str, str]]]]
+    # interface -> acceptor addresses of every live (not revoked) node
+    acceptors: dict[str, list[wire.AcceptorAddress]]
+
+
+_views: dict[tuple[int, int], _View] = {}
+_views_lock = threading.Lock()
+
+
+def _read_view(conn: Connection, source: Any) -> _View:
+    nodes = {row.id: row for row in conn.execute(select(
+        FleetNode.id, FleetNode.name, FleetNode.address, FleetNode.sealing_key,
+        FleetNode.lost_at, FleetNode.revoked_at, FleetNode.lease_expires_at))}
+    disabled = {(r.announcer, r.acceptor) for r in conn.execute(
+        select(FleetDisabledPair.announcer, FleetDisabledPair.acceptor))}
+    assigned = {(r.node_id, r.service): r.package for r in conn.execute(
+        select(FleetAssignment.node_id, FleetAssignment.service, FleetAssignment.package))}
+    announcements: dict[str, list[tuple[Any, dict[str, str]]]] = {}
+    for row in conn.execute(select(FleetAnnouncement).order_by(FleetAnnouncement.instance)):
+        announcements.setdefault(row.interface, []).append((row, _sealed_map(row.sealed)))
+    acceptors: dict[str, list[wire.AcceptorAddress]] = {}
+    for (node_id, service), package in sorted(assigned.items(), key=lambda i: i[0][1]):
+        owner = nodes.get(node_id)
+        if owner is None or owner.revoked_at is not None:
+            continue
+        for interface in sorted(source.interfaces(package).accepts):
+            acceptors.setdefault(interface, []).append(wire.AcceptorAddress(
+                acceptor=service, acceptor_node=owner.name, interface=interface,
+                host=owner.address, port=None, node_key=owner.sealing_key))
+    return _View(nodes, disabled, assigned, announcements, acceptors)
+
+
+def _view(conn: Connection, source: Any) -> _View:
+    """The view at the current revision, read once per revision and process: everything
+    in it changes only with a revision (a lost node is marked by the reaper, which bumps)."""
+    revision = int(conn.scalar(select(FleetRevision.revision).where(FleetRevision.id == 1))
+                   or 0)
+    key = (id(conn.engine), revision)
+    with _views_lock:
+        view = _views.get(key)
+        if view is None:
+            view = _read_view(conn, source)
+            for old in [k for k in _views if k[0] == key[0] and k[1] < revision]:
+                del _views[old]
+            _views[key] = view
+    return view
 
 
 def fill(conn: Connection, node: Any, doc: wire.DesiredDocument) -> None:
@@ -141,62 +199,35 @@ def fill(conn: Connection, node: Any, doc: wire.DesiredDocument) -> None:
         return
     source = _source or _default_source()
     mine = {inst.service: source.interfaces(inst.package) for inst in doc.instances}
-    wanted_accepts = set().union(*(i.accepts for i in mine.values()))
-    wanted_announces = set().union(*(i.announces for i in mine.values()))
-    if not wanted_accepts and not wanted_announces:
+    if not any(i.accepts or i.announces for i in mine.values()):
         return
-    now = utcnow()
-    nodes = {row.id: row for row in conn.execute(select(
-        FleetNode.id, FleetNode.name, FleetNode.address, FleetNode.sealing_key,
-        FleetNode.lost_at, FleetNode.revoked_at, FleetNode.lease_expires_at))}
-    disabled = {(r.announcer, r.acceptor) for r in conn.execute(
-        select(FleetDisabledPair.announcer, FleetDisabledPair.acceptor))}
-    assigned = {(r.node_id, r.service): r.package for r in conn.execute(
-        select(FleetAssignment.node_id, FleetAssignment.service, FleetAssignment.package))}
-
-    by_interface: dict[str, list[wire.Announcement]] = {}
-    if wanted_accepts:
-        rows = conn.execute(select(FleetAnnouncement).where(
-            FleetAnnouncement.interface.in_(sorted(wanted_accepts)))
-            .order_by(FleetAnnouncement.instance))
-        for row in rows:
-            owner = nodes.get(row.node_id)
-            if owner is None or not _alive(owner, now):
-                continue
-            if (row.node_id, row.instance) not in assigned:
-                continue  # unassigned: its agent may be gone before withdrawing it
-            sealed = _sealed_for(row.sealed, node.name)
-            by_interface.setdefault(row.interface, []).append(wire.Announcement(
-                announcer=row.instance, announcer_node=owner.name, interface=row.interface,
-                host=row.host, port=row.port, password_sealed=sealed))
-
-    acceptors: dict[str, list[wire.AcceptorAddress]] = {}
-    if wanted_announces:
-        for (node_id, service), package in sorted(assigned.items(), key=lambda i: i[0][1]):
-            owner = nodes.get(node_id)
-            if owner is None or owner.revoked_at is not None:
-                continue
-            for interface in source.interfaces(package).accepts & wanted_announces:
-                acceptors.setdefault(interface, []).append(wire.AcceptorAddress(
-                    acceptor=service, acceptor_node=owner.name, interface=interface,
-                    host=owner.address, port=None, node_key=owner.sealing_key))
-
+    view = _view(conn, source)
     for inst in doc.instances:
         found = mine[inst.service]
         for interface in sorted(found.accepts):
-            inst.announcements.extend(
-                a for a in by_interface.get(interface, [])
-                if a.announcer != inst.service
-                and (a.announcer, inst.service) not in disabled)
+            for row, sealed in view.announcements.get(interface, []):
+                owner = view.nodes.get(row.node_id)
+                if owner is None or not _alive(owner):
+                    continue
+                if (row.node_id, row.instance) not in view.assigned:
+                    continue  # unassigned: its agent may be gone before withdrawing it
+                if row.instance == inst.service or (row.instance, inst.service) in \
+                        view.disabled:
+                    continue
+                inst.announcements.append(wire.Announcement(
+                    announcer=row.instance, announcer_node=owner.name,
+                    interface=row.interface, host=row.host, port=row.port,
+                    password_sealed=sealed.get(node.name)))
         for interface in sorted(found.announces):
             # A disabled pair keeps the address: disabling makes the acceptor refuse the
             # announcer, it does not move or restart the announcer.
             inst.acceptors.extend(
-                a for a in acceptors.get(interface, []) if a.acceptor != inst.service)
+                a for a in view.acceptors.get(interface, []) if a.acceptor != inst.service)
 
 
-def _sealed_for(text: str, node: str) -> str | None:
-    with contextlib.suppress(ValueError, TypeError, AttributeError):
-        value = json.loads(text or "{}").get(node)
-        return value if isinstance(value, str) else None
-    return None
+def _sealed_map(text: str) -> dict[str, str]:
+    with contextlib.suppress(ValueError, TypeError):
+        data = json.loads(text or "{}")
+        if isinstance(data, dict):
+            return {str(k): v for k, v in data.items() if isinstance(v, str)}
+    return {}
