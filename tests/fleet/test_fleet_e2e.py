@@ -146,8 +146,8 @@ def test_bad_input_changes_nothing(make_fleet, db_url: str) -> None:
     assert fleet.node_views(url)["two"]["lease_state"] == "revoked"
 
 
-def test_lost_node_and_leave(make_fleet) -> None:
-    fleet = make_fleet(lease=2.0)
+def test_lost_node_and_leave(make_fleet, db_url: str) -> None:
+    fleet = make_fleet(db_url, lease=2.0)
     fleet.publish_examples("svc-script")
     url = fleet.start_coordinator().url
     node = fleet.node("n1")

@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from shipyard.config import Settings
-from shipyard.fleet import service
+from shipyard.fleet import pairs, service
 from shipyard.fleet.db import FleetDB
 from shipyard.fleet.errors import FleetError, Forbidden, Unauthorized
 from shipyard.fleet.hub import Hub
@@ -214,7 +214,7 @@ def _node_routes() -> APIRouter:
     def announcements(request: Request, name: str, body: wire.AnnouncementPublish,
                       node: Any = Depends(node_auth)) -> dict[str, Any]:
         fleet = _fleet(request)
-        revision = service.publish_announcements(fleet.db, node, body)
+        revision = pairs.publish_announcements(fleet.db, node, body)
         if revision is not None:
             fleet.hub.changed_threadsafe(revision)
         return {"changed": revision is not None}
@@ -271,13 +271,13 @@ def _operator_routes() -> APIRouter:
     @_route(router, "GET", "/links", "operator")
     def links(request: Request, _token: Any = Depends(operator_auth)
               ) -> list[wire.LinkPairView]:
-        return service.link_pairs(_fleet(request).db)
+        return pairs.link_pairs(_fleet(request).db)
 
     @_route(router, "POST", "/links/disable", "operator")
     def disable(request: Request, body: wire.LinkPairRequest,
                 token: Any = Depends(operator_auth)) -> wire.ChangeAnswer:
         fleet = _fleet(request)
-        answer = service.set_pair_disabled(fleet.db, body, True, token.name)
+        answer = pairs.set_pair_disabled(fleet.db, body, True, token.name)
         fleet.hub.changed_threadsafe(answer.revision)
         return answer
 
@@ -285,7 +285,7 @@ def _operator_routes() -> APIRouter:
     def enable(request: Request, body: wire.LinkPairRequest,
                token: Any = Depends(operator_auth)) -> wire.ChangeAnswer:
         fleet = _fleet(request)
-        answer = service.set_pair_disabled(fleet.db, body, False, token.name)
+        answer = pairs.set_pair_disabled(fleet.db, body, False, token.name)
         fleet.hub.changed_threadsafe(answer.revision)
         return answer
 
