@@ -202,7 +202,13 @@ class Node:
         response.raise_for_status()
         self.credential = response.json()["credential"]
 
-    async def poll_forever(self, client: httpx.AsyncClient) -> None:
+    async def poll_forever(self, base_url: str) -> None:
+        # A client (one connection) per node, as on a real fleet: one shared pool of a
+        # thousand connections costs the *client* O(N) per request in httpcore's pool.
+        async with httpx.AsyncClient(base_url=base_url, timeout=WAIT + 60) as client:
+            await self._poll(client)
+
+    async def _poll(self, client: httpx.AsyncClient) -> None:
         headers = {"Authorization": f"Bearer {self.credential}"}
         while True:
             self.parked.set()
@@ -259,9 +265,13 @@ async def publish(client: httpx.AsyncClient, announcer: Node, password: str) -> 
     return time.monotonic()
 
 
-async def wait_for(predicate, timeout: float, what: str) -> None:
+async def wait_for(predicate, timeout: float, what: str,
+                   tasks: list[asyncio.Task] | None = None) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
+        for task in tasks or []:
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                raise SystemExit(f"a node's poll failed: {task.exception()!r}")
         if time.monotonic() > deadline:
             raise SystemExit(f"timed out after {timeout:g}s waiting for {what}")
         await asyncio.sleep(0.01)
@@ -295,10 +305,10 @@ async def measure(coordinator: Coordinator, db_url: str, count: int, runs: int
                                          headers=operator)
             response.raise_for_status()
         await publish(client, announcer, "warm-up-" + secrets.token_urlsafe(8))
-        pollers = [asyncio.create_task(n.poll_forever(client)) for n in acceptors]
+        pollers = [asyncio.create_task(n.poll_forever(coordinator.url)) for n in acceptors]
         try:
             await wait_for(lambda: all(n.applied for n in acceptors), 300,
-                           "every acceptor to apply the warm-up announcement")
+                           "every acceptor to apply the warm-up announcement", pollers)
             log("warm-up applied on every acceptor")
             propagation, wakeup = [], []
             for run in range(runs):
