@@ -175,20 +175,23 @@ def accept_all(settings: Settings, identity: Any, doc: wire.DesiredDocument,
             if pair is None:
                 pair = state.pairs[key] = Pair(*key)
             _apply(settings, state, pair, ann, node, private, running)
-            reports.append(wire.PairReport(announcer=pair.announcer, acceptor=pair.acceptor,
-                                           interface=pair.interface, state=pair.state,
-                                           last_error=(pair.error or "")[:2000]))
+            reports.append(_report(pair, pair.state))
         for key in sorted(set(state.pairs) - set(wanted)):
             pair = state.pairs[key]
             if _remove(settings, state, pair, running):
                 state.pairs.pop(key, None)
             else:
-                reports.append(wire.PairReport(announcer=pair.announcer,
-                                               acceptor=pair.acceptor,
-                                               interface=pair.interface, state=FAILED,
-                                               last_error=(pair.error or "")[:2000]))
+                reports.append(_report(pair, FAILED))
         remote.save(settings, state)
     return reports
+
+
+def _report(pair: Pair, state: str) -> wire.PairReport:
+    known: dict[str, wire.PairState] = {"linked": "linked", "pending": "pending",
+                                        "failed": "failed", "disabled": "disabled"}
+    return wire.PairReport(announcer=pair.announcer, acceptor=pair.acceptor,
+                           interface=pair.interface, state=known.get(state, "failed"),
+                           last_error=(pair.error or "")[:2000])
 
 
 def _acceptor(settings: Settings, pair: Pair) -> tuple[Any, Any, str | None]:
