@@ -184,3 +184,68 @@ def test_an_unsealed_announcement_waits(tmp_path: Path) -> None:
                                 host="tr.b.test", port=5347, password_sealed=None)
     (report,) = agent_links.converge(a_settings, Client(), a, server_doc([waiting]))
     assert report.state == "pending" and "seal" in report.last_error
+
+
+KILLED_RUN = """
+import json, sys
+from pathlib import Path
+from shipyard.config import load_settings
+from shipyard.formats import fleet as wire
+from shipyard.formats import sealing
+from shipyard.node import agent_links
+
+home, key, doc = sys.argv[1:4]
+
+class Identity:
+    dir = Path(home) / "state" / "node"
+    name = "a"
+    def sealing_private(self):
+        return sealing.load_private_key(Path(key).read_text())
+
+class Client:
+    def publish(self, name, body):
+        return False
+
+settings = load_settings(home=home, env={})
+agent_links.converge(settings, Client(), Identity(),
+                     wire.DesiredDocument.model_validate_json(Path(doc).read_text()))
+"""
+
+
+def test_a_killed_agent_leaves_nothing_applied_unknown(tmp_path: Path) -> None:
+    """kill -9 while the accept adapter runs (after it wrote its entry): the next converge
+    kills the orphaned adapter and, the announcement being gone, removes the entry, which
+    it knows of only from the intent saved before the adapter started."""
+    import signal
+    import subprocess
+    import sys
+
+    from helpers import processes_under, wait_until
+
+    a_settings, a, _b_settings, _b = setup(tmp_path)
+    adapter = PackageCoord("org.test.fleet", "server", "1.0").install_path(
+        a_settings.software_root) / "link.d" / "accept"
+    adapter.write_text(ACCEPT + 'if [ "$remove" = no ]; then sleep 120; fi\n')
+    key = tmp_path / "a.key"
+    key.write_text(sealing.private_key_text(a.key))
+    sealed = sealing.seal("pw-killed-run", sealing.public_key_text(a.key),
+                          agent_links.context(IFACE, TRANSPORT, "a"))
+    doc = tmp_path / "doc.json"
+    doc.write_text(server_doc([wire.Announcement(
+        announcer=TRANSPORT, announcer_node="b", interface=IFACE, host="tr.b.test",
+        port=5347, password_sealed=sealed)]).model_dump_json())
+    runtime = a_settings.runtime_root / SERVER
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_RUN, str(tmp_path / "a"), str(key),
+                             str(doc)], env={**os.environ, "SHIPYARD_LINK_FQDN": "a.test"})
+    try:
+        wait_until(lambda: (runtime / "entries" / "tr.b.test").exists(), 60,
+                   message="the accept adapter to write its entry")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert processes_under(a_settings.runtime_root)  # the adapter outlived the agent
+
+    assert agent_links.converge(a_settings, Client(), a, server_doc([])) == []
+    assert not (runtime / "entries" / "tr.b.test").exists()
+    assert (runtime / "calls").read_text().splitlines() == ["no tr.b.test", "yes tr.b.test"]
+    assert processes_under(a_settings.runtime_root) == []

@@ -34,7 +34,7 @@ from shipyard.formats import fleet as wire
 from shipyard.formats import sealing
 from shipyard.fsutil import atomic_write
 from shipyard.link import remote
-from shipyard.link.running import Running
+from shipyard.link.running import Running, kill_leftovers
 from shipyard.link.state import FAILED, LINKED, PENDING, LinkData, Pair
 from shipyard.svc import control
 
@@ -50,12 +50,24 @@ def context(interface: str, announcer: str, node: str) -> str:
 
 def converge(settings: Settings, client: Any, identity: Any,
              doc: wire.DesiredDocument) -> list[wire.PairReport]:
+    """Both halves under the link lock (shared with ``link reconcile``, whose start kills
+    adapters it finds recorded as running: ours must not be among them); announcers whose
+    acceptor address changed are restarted after the lock is released."""
     running = Running(settings)
+    restart: list[str] = []
     try:
-        problems = announce_all(settings, client, identity, doc, running)
-        reports = accept_all(settings, identity, doc, running)
+        with remote.locked(settings) as state:
+            killed = kill_leftovers(settings)  # adapters of a killed agent or reconcile
+            if killed:
+                log.warning("killed %d adapter(s) left by an interrupted run", len(killed))
+            problems = announce_all(settings, client, identity, doc, running, restart)
+            reports = accept_all(settings, state, identity, doc, running)
     finally:
         running.close()
+    for service in restart:
+        problem = _restart_if_running(settings, service)
+        if problem:
+            problems.append(problem)
     for problem in problems:
         log.warning("links: %s", problem)
     return reports
@@ -78,13 +90,12 @@ def _load_seals(path: Path) -> dict[str, Any]:
 
 
 def announce_all(settings: Settings, client: Any, identity: Any, doc: wire.DesiredDocument,
-                 running: Running) -> list[str]:
+                 running: Running, restart: list[str]) -> list[str]:
     seals_path = Path(identity.dir) / SEALS_NAME
     old_seals = _load_seals(seals_path)
     seals: dict[str, Any] = {}
     items: list[wire.AnnouncementItem] = []
     problems: list[str] = []
-    restart: list[str] = []
     for inst in doc.instances:
         local = remote.local_instance(settings, inst.service)
         if local is None or local.manifest is None:
@@ -132,10 +143,6 @@ def announce_all(settings: Settings, client: Any, identity: Any, doc: wire.Desir
         problems.append(f"announcements not published: {exc.message}")
     if seals != old_seals:
         atomic_write(seals_path, json.dumps(seals, sort_keys=True) + "\n", mode=0o600)
-    for service in restart:
-        problem = _restart_if_running(settings, service)
-        if problem:
-            problems.append(problem)
     return problems
 
 
@@ -159,7 +166,7 @@ def _restart_if_running(settings: Settings, service: str) -> str | None:
 # -- the accepting side -------------------------------------------------------------------------
 
 
-def accept_all(settings: Settings, identity: Any, doc: wire.DesiredDocument,
+def accept_all(settings: Settings, state: Any, identity: Any, doc: wire.DesiredDocument,
                running: Running) -> list[wire.PairReport]:
     private = identity.sealing_private()
     node = identity.name
@@ -168,21 +175,20 @@ def accept_all(settings: Settings, identity: Any, doc: wire.DesiredDocument,
         for ann in inst.announcements:
             wanted[(ann.interface, ann.announcer, inst.service)] = ann
     reports: list[wire.PairReport] = []
-    with remote.locked(settings) as state:
-        for key in sorted(wanted):
-            ann = wanted[key]
-            pair = state.pairs.get(key)
-            if pair is None:
-                pair = state.pairs[key] = Pair(*key)
-            _apply(settings, state, pair, ann, node, private, running)
-            reports.append(_report(pair, pair.state))
-        for key in sorted(set(state.pairs) - set(wanted)):
-            pair = state.pairs[key]
-            if _remove(settings, state, pair, running):
-                state.pairs.pop(key, None)
-            else:
-                reports.append(_report(pair, FAILED))
-        remote.save(settings, state)
+    for key in sorted(wanted):
+        ann = wanted[key]
+        pair = state.pairs.get(key)
+        if pair is None:
+            pair = state.pairs[key] = Pair(*key)
+        _apply(settings, state, pair, ann, node, private, running)
+        reports.append(_report(pair, pair.state))
+    for key in sorted(set(state.pairs) - set(wanted)):
+        pair = state.pairs[key]
+        if _remove(settings, state, pair, running):
+            state.pairs.pop(key, None)
+        else:
+            reports.append(_report(pair, FAILED))
+    remote.save(settings, state)
     return reports
 
 
