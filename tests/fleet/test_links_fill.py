@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import insert, update
 
 from shipyard.db.fleet_models import FleetAnnouncement, FleetNode
-from shipyard.fleet import links, service
+from shipyard.fleet import links, pairs, service
 from shipyard.fleet.db import FleetDB, utcnow
 from shipyard.formats import fleet as wire
 from shipyard.formats import sealing
@@ -109,11 +109,11 @@ def test_a_new_acceptor_node_is_listed_before_its_copy_is_sealed(fleet: FleetDB)
 
 
 def test_a_disabled_pair_is_left_out_for_the_acceptor_only(fleet: FleetDB) -> None:
-    service.set_pair_disabled(fleet, wire.LinkPairRequest(announcer=TRANSPORT,
+    pairs.set_pair_disabled(fleet, wire.LinkPairRequest(announcer=TRANSPORT,
                                                           acceptor=SERVER), True, "op")
     assert doc(fleet, "a")[SERVER].announcements == []
     assert [a.acceptor for a in doc(fleet, "b")[TRANSPORT].acceptors] == [SERVER]
-    service.set_pair_disabled(fleet, wire.LinkPairRequest(announcer=TRANSPORT,
+    pairs.set_pair_disabled(fleet, wire.LinkPairRequest(announcer=TRANSPORT,
                                                           acceptor=SERVER), False, "op")
     assert len(doc(fleet, "a")[SERVER].announcements) == 1
 
