@@ -11,9 +11,10 @@ from sqlalchemy import insert, update
 
 from shipyard.db.fleet_models import FleetAnnouncement, FleetNode
 from shipyard.fleet import links, pairs, service
-from shipyard.fleet.db import FleetDB, utcnow
+from shipyard.fleet.db import FleetDB
 from shipyard.formats import fleet as wire
 from shipyard.formats import sealing
+from shipyard.timeutil import utcnow
 
 SERVER_PKG = "org.example:server:1.0.0"
 TRANSPORT_PKG = "org.example:transport:1.0.0"

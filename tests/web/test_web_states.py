@@ -15,8 +15,9 @@ from fastapi.testclient import TestClient
 from conftest import Shipyard
 from shipyard.config import load_settings
 from shipyard.db.farm_models import BUILD_STATES, FarmBuild, FarmLogChunk, FarmPackage
-from shipyard.farm.db import FarmDB, utcnow
+from shipyard.farm.db import FarmDB
 from shipyard.server import create_app
+from shipyard.timeutil import utcnow
 
 PUBLISH_STATES = (None, "pending", "uploaded", "published", "error")
 FILTER_STATES = (*BUILD_STATES, "publish-failed")

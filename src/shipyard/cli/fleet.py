@@ -6,7 +6,7 @@ an admin token (``--token`` / ``farm.token``). Thin: parse, call, print.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import typer
@@ -42,7 +42,9 @@ def _client(ctx: typer.Context, url: str | None, token: str | None) -> Any:
 def _ago(moment: datetime | None) -> str:
     if moment is None:
         return ""
-    seconds = int((datetime.now(UTC) - moment).total_seconds())
+    from shipyard.timeutil import utcnow
+
+    seconds = int((utcnow() - moment).total_seconds())
     if seconds < 120:
         return f"{max(seconds, 0)}s ago"
     if seconds < 7200:

@@ -36,19 +36,9 @@ def _context(ctx: typer.Context):
 
 
 def _uptime(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    seconds = int(seconds)
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d{hours}h"
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    if minutes:
-        return f"{minutes}m{secs:02d}s"
-    return f"{secs}s"
+    from shipyard.timeutil import compact
+
+    return "" if seconds is None else compact(seconds, padded=True)
 
 
 @app.command("register")

@@ -28,7 +28,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shipyard.db.models import Base, utcnow
+from shipyard.db.models import Base
+from shipyard.timeutil import utcnow
 
 
 class RepoPackage(Base):

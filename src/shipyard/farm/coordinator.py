@@ -24,10 +24,11 @@ from starlette.concurrency import run_in_threadpool
 from shipyard.config import Settings
 from shipyard.db.farm_models import FarmToken, FarmWorker
 from shipyard.farm import events, mailer, service
-from shipyard.farm.db import FarmDB, aware, utcnow
+from shipyard.farm.db import FarmDB
 from shipyard.farm.errors import Forbidden, NotFound
 from shipyard.farm.service import FarmConfig
 from shipyard.farm.tokens import TokenInfo, hash_token
+from shipyard.timeutil import aware, utcnow
 
 log = logging.getLogger("shipyard.farm")
 

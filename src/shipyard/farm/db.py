@@ -13,7 +13,6 @@ import contextlib
 import os
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, event
@@ -22,17 +21,8 @@ from sqlalchemy.orm import Session
 from shipyard.config import Settings
 from shipyard.db import make_engine, normalise_url, postgres_engine, sqlite_url, upgrade
 from shipyard.errors import ShipyardError
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def aware(moment: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; every farm time is UTC."""
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)
+from shipyard.timeutil import aware as aware  # imported from here by the farm
+from shipyard.timeutil import utcnow as utcnow
 
 
 def default_db_url(settings: Settings) -> str:

@@ -20,7 +20,8 @@ from sqlalchemy import or_, select, update
 from shipyard.config import Settings
 from shipyard.db.farm_models import FarmOutbox
 from shipyard.farm import events
-from shipyard.farm.db import FarmDB, utcnow
+from shipyard.farm.db import FarmDB
+from shipyard.timeutil import utcnow
 
 CLAIM_SECONDS = 120
 MAX_BACKOFF = 600

@@ -17,7 +17,8 @@ from sqlalchemy import select
 
 from shipyard.db.farm_models import ROLES, FarmToken
 from shipyard.errors import ShipyardError, UsageError
-from shipyard.farm.db import FarmDB, aware, utcnow
+from shipyard.farm.db import FarmDB
+from shipyard.timeutil import aware, utcnow
 
 PREFIX = "shy_"
 

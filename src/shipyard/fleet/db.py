@@ -10,23 +10,11 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from datetime import UTC, datetime
 
 from sqlalchemy import Connection, Engine, event
 
 from shipyard.db import make_engine, normalise_url, postgres_engine, upgrade
 from shipyard.errors import ShipyardError
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def aware(moment: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; every fleet time is UTC."""
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)
 
 
 def redact(url: str) -> str:

@@ -12,9 +12,10 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 
 from shipyard.db.fleet_models import FleetNode, FleetPair
-from shipyard.fleet.db import FleetDB, utcnow
+from shipyard.fleet.db import FleetDB
 from shipyard.fleet.service import bump, check_service, revision
 from shipyard.formats import fleet as wire
+from shipyard.timeutil import utcnow
 
 
 def publish_announcements(db: FleetDB, node: Any, body: wire.AnnouncementPublish) -> int | None:

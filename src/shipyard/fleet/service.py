@@ -30,9 +30,10 @@ from shipyard.db.fleet_models import (
     FleetRevision,
 )
 from shipyard.errors import CoordinateError
-from shipyard.fleet.db import FleetDB, aware, utcnow
+from shipyard.fleet.db import FleetDB
 from shipyard.fleet.errors import Conflict, FleetError, Forbidden, NotFound, Unauthorized
 from shipyard.formats import fleet as wire
+from shipyard.timeutil import aware, utcnow
 
 NOTIFY_CHANNEL = "shipyard_fleet"
 CREDENTIAL_PREFIX = "shn_"

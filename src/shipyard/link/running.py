@@ -21,6 +21,7 @@ import threading
 import time
 from pathlib import Path
 
+from shipyard import procs
 from shipyard.config import Settings
 
 RUNNING_NAME = "links.running"
@@ -30,30 +31,10 @@ def running_path(settings: Settings) -> Path:
     return settings.state_dir / RUNNING_NAME
 
 
-def _stat_fields(pid: int | str) -> list[str] | None:
-    """Fields of ``/proc/PID/stat`` after the command name (state is [0], pgrp [2])."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as handle:
-            return handle.read().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-
-
-def _start_time(pid: int) -> int | None:
-    """The process's start time in clock ticks since boot (tells a reused pid apart)."""
-    fields = _stat_fields(pid)
-    return int(fields[19]) if fields and len(fields) > 19 else None
-
-
-def _group_alive(pgid: int) -> bool:
-    """Any member of the group that is not a zombie (orphans may never be reaped here)."""
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        fields = _stat_fields(entry.name)
-        if fields and len(fields) > 2 and fields[2] == str(pgid) and fields[0] not in "ZX":
-            return True
-    return False
+def _start_time(pid: int) -> str | None:
+    """The process's start time (tells a reused pid apart), or None when it is gone."""
+    found = procs.identify(pid)
+    return found.start if found is not None else None
 
 
 class Running:
@@ -92,9 +73,9 @@ class Running:
                 self.path.unlink()
 
 
-def _recorded(path: Path) -> dict[int, int | None]:
+def _recorded(path: Path) -> dict[int, str | None]:
     """Groups started and not ended according to the log (malformed lines are skipped)."""
-    groups: dict[int, int | None] = {}
+    groups: dict[int, str | None] = {}
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except FileNotFoundError:
@@ -103,7 +84,7 @@ def _recorded(path: Path) -> dict[int, int | None]:
         parts = line.split()
         try:
             if len(parts) == 3 and parts[0] == "start":
-                groups[int(parts[1])] = None if parts[2] == "None" else int(parts[2])
+                groups[int(parts[1])] = None if parts[2] == "None" else parts[2]
             elif len(parts) == 2 and parts[0] == "end":
                 groups.pop(int(parts[1]), None)
         except ValueError:
@@ -125,7 +106,7 @@ def kill_leftovers(settings: Settings, wait: float = 5.0) -> list[int]:
             os.killpg(pgid, signal.SIGKILL)
             killed.append(pgid)
     deadline = time.monotonic() + wait
-    while killed and any(_group_alive(g) for g in killed) and time.monotonic() < deadline:
+    while killed and any(procs.group_alive(g) for g in killed) and time.monotonic() < deadline:
         time.sleep(0.01)
     with contextlib.suppress(FileNotFoundError):
         path.unlink()

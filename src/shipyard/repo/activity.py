@@ -28,7 +28,8 @@ from sqlalchemy import and_, insert, select, update
 
 from shipyard.db.models import ScriptActivity
 from shipyard.errors import ShipyardError
-from shipyard.repo.store import aware, engine_for, utcnow
+from shipyard.repo.store import engine_for
+from shipyard.timeutil import aware, compact, utcnow
 
 TABLE = ScriptActivity.__table__
 
@@ -161,17 +162,7 @@ def parse_age(text: str) -> timedelta:
 
 def format_age(delta: timedelta) -> str:
     """``42s``, ``5m``, ``1h30m``, ``2d3h``: short and exact enough for an alert."""
-    seconds = max(0, int(delta.total_seconds()))
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        minutes, rest = divmod(seconds, 60)
-        return f"{minutes}m{rest}s" if rest else f"{minutes}m"
-    if seconds < 86400:
-        hours, rest = divmod(seconds, 3600)
-        return f"{hours}h{rest // 60}m" if rest // 60 else f"{hours}h"
-    days, rest = divmod(seconds, 86400)
-    return f"{days}d{rest // 3600}h" if rest // 3600 else f"{days}d"
+    return compact(delta.total_seconds())
 
 
 def check(db_url: str, name: str, max_age: timedelta, now: datetime | None = None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import Engine, and_, func, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
@@ -20,6 +20,7 @@ from shipyard.coords import PackageCoord, newest
 from shipyard.db import make_engine, normalise_url
 from shipyard.db.repo_models import RepoChannel, RepoChannelPackage, RepoPackage, RepoPublication
 from shipyard.formats.index import PackageEntry
+from shipyard.timeutil import aware, utcnow
 
 PKG = RepoPackage.__table__
 CHAN = RepoChannel.__table__
@@ -37,17 +38,6 @@ def engine_for(url: str) -> Engine:
     if engine is None:
         engine = _engines[url] = make_engine(url)
     return engine
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def aware(moment: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; every time we store is UTC."""
-    if moment is not None and moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment
 
 
 @dataclass(frozen=True)

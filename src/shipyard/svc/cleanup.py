@@ -106,7 +106,7 @@ def cleanup(settings: Settings, coordinate_text: str, archive_dir: Path | None =
                 raise ShipyardError(f"{coordinate} is running (pid {current.pid}); "
                                     "stop it before cleaning up")
         else:
-            from shipyard.svc import procs
+            from shipyard import procs
 
             record = state.load(ctx.state_path(coordinate))
             if record is not None and procs.is_running(record.pid, record.start):

@@ -20,7 +20,7 @@ microsecond after the fork leaves a pid file behind and no untracked duplicate.
 
 Stop: the package's stop script, or TERM to the process group (and to descendants that
 left it), wait ``svc.stop_timeout``, KILL. Nothing is signalled unless the recorded
-identity still matches (see :mod:`shipyard.svc.procs`).
+identity still matches (see :mod:`shipyard.procs`).
 """
 
 from __future__ import annotations
@@ -37,11 +37,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from shipyard import procs
 from shipyard.config import Settings
 from shipyard.coords import PackageCoord, ServiceCoord
 from shipyard.errors import ShipyardError
 from shipyard.fsutil import file_lock
-from shipyard.svc import logs, procs, registry, state
+from shipyard.svc import logs, registry, state
 from shipyard.svc import users as users_mod
 from shipyard.svc.registry import Registration
 from shipyard.svc.runtime import (

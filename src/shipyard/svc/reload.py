@@ -16,9 +16,10 @@ import os
 import signal
 import subprocess
 
+from shipyard import procs
 from shipyard.coords import ServiceCoord
 from shipyard.errors import ShipyardError
-from shipyard.svc import logs, procs
+from shipyard.svc import logs
 from shipyard.svc.control import Context, Outcome, live_record, require_registration
 from shipyard.svc.package import ServicePackage
 from shipyard.svc.registry import Registration

@@ -8,11 +8,13 @@ from typing import Any
 from jinja2 import Environment
 from markupsafe import Markup, escape
 
+from shipyard import timeutil
+
 STATE_LABELS = {"busy": "building", "publish-failed": "failed to publish"}
 
 
 def now() -> datetime:
-    return datetime.now(UTC)
+    return timeutil.utcnow()
 
 
 def moment(value: Any) -> datetime | None:
@@ -40,15 +42,7 @@ def duration(seconds: float | None) -> str:
         return f"{seconds * 1000:.0f} ms"
     if seconds < 60:
         return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
-    total = round(seconds)
-    if total < 3600:
-        minutes, rest = divmod(total, 60)
-        return f"{minutes} min {rest} s" if rest else f"{minutes} min"
-    if total < 86400:
-        hours, rest = divmod(total, 3600)
-        return f"{hours} h {rest // 60} min" if rest // 60 else f"{hours} h"
-    days, rest = divmod(total, 86400)
-    return f"{days} d {rest // 3600} h" if rest // 3600 else f"{days} d"
+    return timeutil.spoken(round(seconds))
 
 
 def duration_axis(seconds: float) -> str:
@@ -71,19 +65,7 @@ def ago(value: Any, reference: datetime | None = None) -> str:
         return "just now"
     if delta < 60:
         return f"{int(delta)} s ago"
-    return _coarse(delta) + " ago"
-
-
-def _coarse(seconds: float) -> str:
-    """Relative ages need no seconds past the first minute."""
-    total = int(seconds)
-    if total < 3600:
-        return f"{total // 60} min"
-    if total < 86400:
-        hours, rest = divmod(total, 3600)
-        return f"{hours} h {rest // 60} min" if rest // 60 else f"{hours} h"
-    days, rest = divmod(total, 86400)
-    return f"{days} d {rest // 3600} h" if rest // 3600 else f"{days} d"
+    return timeutil.spoken(delta, seconds_shown=False) + " ago"
 
 
 def between(start: Any, end: Any) -> str:

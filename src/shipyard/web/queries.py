@@ -10,8 +10,9 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select
 
 from shipyard.db.farm_models import FAILED, SUCCEEDED, FarmBuild
-from shipyard.farm.db import FarmDB, utcnow
+from shipyard.farm.db import FarmDB
 from shipyard.farm.service import FarmConfig, build_view
+from shipyard.timeutil import utcnow
 
 
 def failures_since(db: FarmDB, hours: float) -> int:

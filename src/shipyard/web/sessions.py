@@ -24,7 +24,8 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
 from shipyard.db.web_models import WebSecret, WebSession, WebSigninFailure, WebUser
-from shipyard.farm.db import FarmDB, aware, utcnow
+from shipyard.farm.db import FarmDB
+from shipyard.timeutil import aware, utcnow
 from shipyard.web.users import User
 
 SESSION_COOKIE = "shipyard_session"

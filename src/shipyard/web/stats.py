@@ -21,7 +21,8 @@ from shipyard.db.farm_models import (
     SUCCEEDED,
     FarmBuild,
 )
-from shipyard.farm.db import FarmDB, aware, utcnow
+from shipyard.farm.db import FarmDB
+from shipyard.timeutil import aware, utcnow
 
 PRESETS = (1, 7, 30, 90, 365)
 DEFAULT_DAYS = 7

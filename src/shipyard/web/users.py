@@ -16,7 +16,8 @@ from sqlalchemy.exc import IntegrityError
 
 from shipyard.db.web_models import WebSession, WebUser
 from shipyard.errors import ShipyardError, UsageError
-from shipyard.farm.db import FarmDB, aware, utcnow
+from shipyard.farm.db import FarmDB
+from shipyard.timeutil import aware, utcnow
 from shipyard.web.passwords import burn_time, check_new_password, hash_password, verify_password
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,99}")

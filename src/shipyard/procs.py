@@ -33,16 +33,9 @@ def boot_time() -> float:
     """When this machine booted (wall clock, seconds)."""
     global _BOOT_TIME
     if _BOOT_TIME is None:
-        if LINUX:
-            with open("/proc/stat", encoding="ascii") as handle:
-                for line in handle:
-                    if line.startswith("btime "):
-                        _BOOT_TIME = float(line.split()[1])
-                        break
-        if _BOOT_TIME is None:
-            import psutil
+        import psutil
 
-            _BOOT_TIME = float(psutil.boot_time())
+        _BOOT_TIME = float(psutil.boot_time())
     return _BOOT_TIME
 
 
@@ -275,6 +268,7 @@ def of_instance(mark: str, root: str, uid: int | None, since: float) -> list[Han
 
 
 def group_exists(pgid: int) -> bool:
+    """True while process group ``pgid`` has any member, zombies included."""
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:
@@ -282,6 +276,34 @@ def group_exists(pgid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def group_alive(pgid: int) -> bool:
+    """True while process group ``pgid`` has a member that is not a zombie.
+
+    Orphans are not always reaped (an init that does not reap, a leader we are not the
+    parent of), so a group of zombies is a dead group for anyone waiting for it to end.
+    """
+    return group_exists(pgid) and bool(group_members(pgid))
+
+
+def groups_working_in(root: str | os.PathLike[str]) -> set[int]:
+    """Process groups of the processes whose working directory is inside ``root``.
+
+    How a build's daemonised leftovers are found after their leader has exited: they left
+    its group and session, but not its directory. Processes we may not read are skipped.
+    """
+    inside = os.path.realpath(root)
+    groups: set[int] = set()
+    pids = [int(n) for n in os.listdir("/proc") if n.isdigit()] if LINUX else []
+    for pid in pids:
+        try:
+            cwd = os.readlink(f"/proc/{pid}/cwd")
+            if cwd == inside or cwd.startswith(inside + os.sep):
+                groups.add(os.getpgid(pid))
+        except OSError:
+            continue
+    return groups
 
 
 def signal_group(pgid: int, sig: int) -> None:
