@@ -127,7 +127,8 @@ def serve(
     """Run the coordinator (FastAPI under Uvicorn; OpenAPI at /docs, metrics at /metrics).
     With --repo it refuses to start without the repository's signing key (see repo keygen)."""
     from shipyard import server
-    from shipyard.farm.db import default_db_url, redact
+    from shipyard.config import url_password_masked
+    from shipyard.farm.db import default_db_url
     from shipyard.logsetup import register_secret
 
     start_logging(log_level, log_format)
@@ -142,7 +143,7 @@ def serve(
     app = server.create_app(effective, url, repo, bind=address, publish=not no_publish)
     instance = app.state.coordinator.instance
     sys.stdout.write(f"shipyard farm: coordinator listening on http://{address} "
-                     f"(instance {instance}, database {redact(url)}"
+                     f"(instance {instance}, database {url_password_masked(url)}"
                      + (f", repository {repo.absolute()}" if repo else "") + ")\n")
     sys.stdout.flush()
     trusted = [str(p) for p in effective.get("farm.trusted_proxies") or []]

@@ -18,7 +18,7 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine, event
 from sqlalchemy.orm import Session
 
-from shipyard.config import Settings
+from shipyard.config import Settings, url_password_masked
 from shipyard.db import make_engine, normalise_url, postgres_engine, sqlite_url, upgrade
 from shipyard.errors import ShipyardError
 from shipyard.timeutil import aware as aware  # imported from here by the farm
@@ -31,13 +31,6 @@ def default_db_url(settings: Settings) -> str:
     if configured:
         return configured
     return sqlite_url(Path(settings.state_dir) / "farm.sqlite")
-
-
-def redact(url: str) -> str:
-    """A database URL without its password, for messages."""
-    import re
-
-    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
 
 
 def _private_file(path: Path) -> None:
@@ -73,7 +66,8 @@ class FarmDB:
         except Exception as exc:  # the driver's: connection refused, no such database
             text = str(exc).strip()
             first = text.splitlines()[0] if text else type(exc).__name__
-            raise ShipyardError(f"cannot open farm database {redact(self.url)}: {first}") from None
+            raise ShipyardError(f"cannot open farm database {url_password_masked(self.url)}: "
+                                f"{first}") from None
         if pool_size != 5 and self.url.startswith("postgresql+psycopg://"):
             # A pool that fits the coordinator's thread pool.
             self.engine: Engine = postgres_engine(self.url, pool_size=pool_size,

@@ -13,14 +13,9 @@ from collections.abc import Iterator
 
 from sqlalchemy import Connection, Engine, event
 
+from shipyard.config import url_password_masked
 from shipyard.db import make_engine, normalise_url, postgres_engine, upgrade
 from shipyard.errors import ShipyardError
-
-
-def redact(url: str) -> str:
-    import re
-
-    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
 
 
 class FleetDB:
@@ -32,7 +27,8 @@ class FleetDB:
             raise
         except Exception as exc:  # the driver's: connection refused, no such database
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise ShipyardError(f"cannot open fleet database {redact(self.url)}: {first}") \
+            raise ShipyardError(f"cannot open fleet database {url_password_masked(self.url)}: "
+                                f"{first}") \
                 from None
         if self.url.startswith("postgresql+psycopg://"):
             self.engine: Engine = postgres_engine(self.url, pool_size=pool_size,

@@ -34,7 +34,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from shipyard.config import Settings
+from shipyard.config import Settings, url_password_masked
 from shipyard.errors import ConfigError, ShipyardError
 from shipyard.fsutil import atomic_write, fsync_dir
 
@@ -263,11 +263,10 @@ def _upgrade(url: str) -> None:
         raise
     except Exception as exc:  # driver errors: connection refused, bad database name
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ShipyardError(f"cannot open repository database {_redact(url)}: {first}") from None
+        raise ShipyardError(f"cannot open repository database {url_password_masked(url)}: "
+                            f"{first}") from None
 
 
-def _redact(url: str) -> str:
-    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
 
 
 def init_repository(repo_dir: str | os.PathLike[str], channels: dict[str, int] | None = None,
