@@ -18,6 +18,7 @@ import functools
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from graphlib import CycleError, TopologicalSorter
 from typing import TYPE_CHECKING
 
 from shipyard.errors import ShipyardError
@@ -28,31 +29,18 @@ if TYPE_CHECKING:
 
 
 def find_cycle(graph: Mapping[str, Iterable[str]]) -> list[str] | None:
-    """One cycle of ``graph`` (node -> nodes it comes after) as a closed path, or None."""
-    white, grey, black = 0, 1, 2
-    color = dict.fromkeys(graph, white)
-    for root in sorted(graph):
-        if color[root] != white:
-            continue
-        stack: list[tuple[str, list[str]]] = [(root, sorted(graph[root]))]
-        path = [root]
-        color[root] = grey
-        while stack:
-            node, todo = stack[-1]
-            if not todo:
-                color[node] = black
-                stack.pop()
-                path.pop()
-                continue
-            nxt = todo.pop(0)
-            if nxt not in color:
-                continue
-            if color[nxt] == grey:
-                return [*path[path.index(nxt):], nxt]
-            if color[nxt] == white:
-                color[nxt] = grey
-                path.append(nxt)
-                stack.append((nxt, sorted(graph[nxt])))
+    """One cycle of ``graph`` (node -> nodes it comes after) as a closed path, or None.
+
+    graphlib finds it; the path is turned to read in ``after`` direction and to start at
+    its smallest name, so the same registry always names the same cycle.
+    """
+    try:
+        TopologicalSorter(graph).prepare()
+    except CycleError as exc:
+        found = list(reversed(exc.args[1]))[:-1]
+        first = found.index(min(found))
+        path = found[first:] + found[:first]
+        return [*path, path[0]]
     return None
 
 
@@ -94,9 +82,9 @@ def run(graph: Mapping[str, set[str]], begin: Callable[[str], Step], *, workers:
     ``workers`` threads run the ``begin`` calls (they fork); 0 runs them in this loop
     (and does not even import the thread pool: a shutdown pays for every import).
     """
-    waiting = {node: set(deps) for node, deps in graph.items()}
-    followers = reverse(graph)
-    ready = sorted(node for node, deps in waiting.items() if not deps)
+    sorter = TopologicalSorter(graph)
+    sorter.prepare()  # the callers refuse cycles first (find_cycle)
+    ready = sorted(sorter.get_ready())
     results: dict[str, Result] = {}
     launching: dict[Future[Step], str] = {}
     pending: dict[str, Pending] = {}
@@ -106,10 +94,8 @@ def run(graph: Mapping[str, set[str]], begin: Callable[[str], Step], *, workers:
         results[name] = result
         if on_result is not None:
             on_result(result)
-        for follower in sorted(followers.get(name, ())):
-            waiting[follower].discard(name)
-            if not waiting[follower]:
-                ready.append(follower)
+        sorter.done(name)
+        ready.extend(sorted(sorter.get_ready()))
 
     def settle(name: str, step_fn: Callable[[], Step]) -> None:
         try:
@@ -152,7 +138,7 @@ def run(graph: Mapping[str, set[str]], begin: Callable[[str], Step], *, workers:
                     settle(name, future.result)
             elif pending:
                 time.sleep(timeout or 0.0)
-            elif len(results) < len(graph):  # pragma: no cover - guarded by find_cycle
+            elif len(results) < len(graph):  # pragma: no cover - guarded by prepare()
                 raise ShipyardError("boot order is stuck: a cycle in 'after'")
     finally:
         for step in pending.values():
