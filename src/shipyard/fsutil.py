@@ -16,6 +16,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from shipyard.errors import LockTimeout
 
@@ -29,27 +30,27 @@ def fsync_dir(path: str | os.PathLike[str]) -> None:
         os.close(fd)
 
 
-def atomic_write(
+@contextlib.contextmanager
+def atomic_writer(
     path: str | os.PathLike[str],
-    data: bytes | str,
     *,
     mode: int = 0o644,
     fsync: bool = True,
-) -> None:
-    """Replace ``path`` with ``data`` so that readers never see a partial file.
+) -> Iterator[BinaryIO]:
+    """A binary file that replaces ``path`` when the block ends, or not at all.
 
-    The temporary file is created with ``mode`` from the start, so a secret written with
-    ``mode=0o600`` is never readable by others, not even for a moment.
+    What the rule above says, for writers that stream (archives): the temporary file is
+    created with ``mode`` from the start (a secret is never readable by others, not even for
+    a moment), flushed and fsynced, renamed over ``path``, and the directory fsynced. An
+    exception inside the block removes the temporary file and leaves ``path`` as it was.
     """
     target = Path(path)
-    if isinstance(data, str):
-        data = data.encode("utf-8")
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            yield handle
             handle.flush()
             if fsync:
                 os.fsync(handle.fileno())
@@ -60,6 +61,18 @@ def atomic_write(
         raise
     if fsync:
         fsync_dir(target.parent)
+
+
+def atomic_write(
+    path: str | os.PathLike[str],
+    data: bytes | str,
+    *,
+    mode: int = 0o644,
+    fsync: bool = True,
+) -> None:
+    """Replace ``path`` with ``data`` so that readers never see a partial file."""
+    with atomic_writer(path, mode=mode, fsync=fsync) as handle:
+        handle.write(data.encode("utf-8") if isinstance(data, str) else data)
 
 
 def atomic_symlink(target: str, link: str | os.PathLike[str]) -> None:

@@ -36,7 +36,7 @@ from typing import IO
 
 from shipyard.errors import ShipyardError
 from shipyard.formats.archive import COMPRESSIONS, RESERVED_DIR
-from shipyard.fsutil import fsync_dir
+from shipyard.fsutil import atomic_writer
 from shipyard.manifest import MANIFEST_NAME, Manifest, load_manifest
 
 SKIP_DIRS = {".git", "__pycache__"}
@@ -266,31 +266,18 @@ def _write_archive(root: Path, manifest: Manifest, target: Path, compression: st
     entries = _collect(root)
     if not entries or entries[0][0] != MANIFEST_NAME or entries[0][2]:
         raise ShipyardError(f"{root}: no {MANIFEST_NAME} to pack")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as raw:
-            if compression == "zst":
-                import zstandard
+    with atomic_writer(target, mode=0o644, fsync=durable) as raw:
+        if compression == "zst":
+            import zstandard
 
-                compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_checksum=True,
-                                                      threads=0)
-                with compressor.stream_writer(raw, closefd=False) as stream:
-                    _write_tar(stream, entries, mtime)
-            else:
-                with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0,
-                                   compresslevel=GZIP_LEVEL) as stream:
-                    _write_tar(stream, entries, mtime)
-            raw.flush()
-            if durable:
-                os.fsync(raw.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    if durable:
-        fsync_dir(target.parent)
+            compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_checksum=True,
+                                                  threads=0)
+            with compressor.stream_writer(raw, closefd=False) as stream:
+                _write_tar(stream, entries, mtime)
+        else:
+            with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0,
+                               compresslevel=GZIP_LEVEL) as stream:
+                _write_tar(stream, entries, mtime)
 
 
 def _write_tar(stream: IO[bytes], entries: list[tuple[str, Path, bool]], mtime: int) -> None:

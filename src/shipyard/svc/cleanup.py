@@ -15,7 +15,6 @@ import contextlib
 import os
 import shutil
 import tarfile
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ from pathlib import Path
 from shipyard.config import Settings
 from shipyard.coords import ServiceCoord
 from shipyard.errors import ShipyardError
-from shipyard.fsutil import fsync_dir
+from shipyard.fsutil import atomic_writer
 from shipyard.svc import control, registry, state
 from shipyard.svc.runtime import Runtime, state_path
 
@@ -55,28 +54,17 @@ def archive(runtime: Runtime, directory: Path) -> Path:
     while target.exists():
         target = directory / f"{runtime.coordinate}-{stamp}.{counter}.tar.gz"
         counter += 1
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
     try:
-        with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as tar:
+        with atomic_writer(target, mode=0o640) as raw, \
+                tarfile.open(fileobj=raw, mode="w:gz") as tar:
             if runtime.root.is_dir():
                 tar.add(runtime.root, arcname=str(runtime.coordinate), recursive=False)
             for part in ARCHIVED:
                 source = runtime.real_dir(part)
                 if source.is_dir():
                     tar.add(source, arcname=f"{runtime.coordinate}/{part}")
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o640)
-        os.replace(tmp, target)
-        fsync_dir(directory)
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
         raise ShipyardError(f"cannot write archive {target}: {exc.strerror or exc}") from None
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
     return target
 
 
