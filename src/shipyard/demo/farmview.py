@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from shipyard.demo.waiting import until
 from shipyard.errors import ShipyardError
+from shipyard.farm.client import FarmClient
 
 FINISHED = ("succeeded", "failed", "aborted", "cancelled")
 
@@ -20,13 +19,27 @@ FINISHED = ("succeeded", "failed", "aborted", "cancelled")
 @dataclass
 class FarmView:
     url: str
+    client: FarmClient | None = field(default=None, init=False, repr=False)
 
     def _get(self, path: str, **params: Any) -> Any:
+        """The coordinator's answer, or None while it cannot give one (the caller waits)."""
+        if self.client is None:
+            self.client = FarmClient(self.url, timeout=10)
         try:
-            response = httpx.get(f"{self.url}{path}", params=params, timeout=10)
-        except httpx.HTTPError:
+            return self.client.get(path, params=params)
+        except (ShipyardError, ValueError):
             return None
-        return response.json() if response.status_code == 200 else None
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close()
+            self.client = None
+
+    def health(self) -> dict[str, Any] | None:
+        return self._get("/api/health")
+
+    def workers(self) -> list[dict[str, Any]]:
+        return list(self._get("/api/workers") or [])
 
     def builds(self) -> list[dict[str, Any]]:
         return list(self._get("/api/builds", limit=1000) or [])

@@ -18,9 +18,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
-
 from shipyard.demo.commands import Runner, clean_env
+from shipyard.demo.farmview import FarmView
 from shipyard.demo.layout import Layout
 from shipyard.demo.netutil import answers, bind_preferred, port_or_free
 from shipyard.demo.procs import Background, Processes
@@ -156,14 +155,12 @@ class Machine:
                                                    name, "--coordinator", self.url, *plain],
                                             {"SHIPYARD_FARM_TOKEN": self.worker_token}))
 
+        view = FarmView(self.url)
+
         def registered() -> bool:
             for worker in self.workers:
                 self._alive_or_fail(worker)
-            try:
-                seen = {w["name"] for w in httpx.get(f"{self.url}/api/workers",
-                                                     timeout=5).json()}
-            except httpx.HTTPError:
-                return False
+            seen = {w["name"] for w in view.workers()}
             return set(WORKERS) <= seen
 
         until(registered, 60, "both workers to register with the coordinator")
@@ -204,16 +201,14 @@ class Machine:
 def own_coordinator(url: str, instance: str) -> bool:
     """Whether the coordinator answering at ``url`` is the one that printed ``instance``
     (another demo's, on a port it took first, answers with a different id)."""
+    view = FarmView(url)
     try:
-        answer = httpx.get(f"{url}/api/health", timeout=2)
-    except httpx.HTTPError:
+        answer = view.health()
+    finally:
+        view.close()
+    if answer is None:
         return False
-    if answer.status_code != 200:
-        return False
-    try:
-        theirs = answer.json().get("instance")
-    except ValueError:
-        return False
+    theirs = answer.get("instance") if isinstance(answer, dict) else None
     if theirs != instance:
         raise ShipyardError(f"another coordinator (instance {theirs}) answers on {url}, "
                             f"not the demo's (instance {instance})")
