@@ -20,6 +20,8 @@ import pytest
 
 import helpers
 from conftest import SHIPYARD, Shipyard
+from shipyard.errors import ShipyardError
+from shipyard.farm.client import FarmClient
 
 GIT_ID = ["-c", "user.name=Dev Eloper", "-c", "user.email=dev@example.org",
           "-c", "init.defaultBranch=master", "-c", "advice.detachedHead=false"]
@@ -173,25 +175,27 @@ class Farm:
         return httpx.Client(base_url=url, headers=headers, timeout=30)
 
     def build(self, url: str, build_id: int) -> dict[str, Any]:
-        return httpx.get(f"{url}/api/builds/{build_id}", timeout=10).json()
+        with FarmClient(url, timeout=10) as client:
+            return client.get(f"/api/builds/{build_id}")
 
     def builds(self, url: str, **params: Any) -> list[dict[str, Any]]:
-        return httpx.get(f"{url}/api/builds", params={"limit": 1000, **params},
-                         timeout=30).json()
+        with FarmClient(url) as client:
+            return client.get("/api/builds", params={"limit": 1000, **params})
 
     def wait_state(self, url: str, build_id: int, *states: str,
                    timeout: float = 60) -> dict[str, Any]:
         def done() -> dict[str, Any] | None:
             try:
                 build = self.build(url, build_id)
-            except httpx.HTTPError:
+            except ShipyardError:  # not answering yet, or no such build yet
                 return None
             return build if build.get("state") in states else None
 
         return wait_until(done, timeout, what=f"build {build_id} to be {' or '.join(states)}")
 
     def log(self, url: str, build_id: int) -> str:
-        return httpx.get(f"{url}/api/builds/{build_id}/log", timeout=10).json()["text"]
+        with FarmClient(url, timeout=10) as client:
+            return client.get(f"/api/builds/{build_id}/log")["text"]
 
 
 @dataclass

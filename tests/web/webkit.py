@@ -20,6 +20,7 @@ import pytest
 
 from conftest import ROOT, SHIPYARD, make_env
 from helpers import wait_until
+from shipyard.farm.client import FarmClient
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -222,16 +223,13 @@ class WebFarm:
     # -- API ----------------------------------------------------------------------------------
 
     def api_get(self, path: str, **params: Any) -> Any:
-        response = httpx.get(f"{self.url}{path}", params=params, timeout=30)
-        response.raise_for_status()
-        return response.json()
+        with FarmClient(self.url) as client:
+            return client.get(path, params=params)
 
     def api_post(self, path: str, body: dict[str, Any] | None = None,
                  role: str = "admin") -> Any:
-        response = httpx.post(f"{self.url}{path}", json=body or {}, timeout=30,
-                              headers={"Authorization": f"Bearer {self.token(role)}"})
-        response.raise_for_status()
-        return response.json()
+        with FarmClient(self.url, self.token(role)) as client:
+            return client.post(path, body or {})
 
     def build(self, build_id: int) -> dict[str, Any]:
         return self.api_get(f"/api/builds/{build_id}")
