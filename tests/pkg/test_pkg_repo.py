@@ -289,7 +289,7 @@ def test_unverifiable_repository_is_refused_unless_opted_in(shipyard: Shipyard,
         "installed"]
     opted = {**env, "SHIPYARD_REPO_TRUST": "unsigned"}
     for _time in range(2):  # each time, not once
-        shown = shipyard.run("pkg", "info", f"{GROUP}:lib", env=opted)
+        shown = shipyard.run("pkg", "info", f"{GROUP}:lib:2.0", env=opted)
         assert UNSIGNED_WARNING in shown.stderr and "NOT verified" in shown.stdout
     again = shipyard.run("pkg", "install", f"{GROUP}:lib:1.10", env=opted)
     assert UNSIGNED_WARNING in again.stderr
@@ -321,8 +321,8 @@ def test_an_unsigned_serial_is_never_pinned(shipyard: Shipyard, repo: Repo) -> N
     (fake / "release.json.sig").unlink()
     atomic_symlink(f"generations/{huge}", repo.root / "current")
 
-    result = shipyard.run("pkg", "install", f"{GROUP}:lib:1.9", "--allow-unsigned",
-                          env=repo.node_env(key=False))
+    result = shipyard.run("pkg", "install", f"{GROUP}:lib:1.9",
+                          env={**repo.node_env(key=False), "SHIPYARD_REPO_TRUST": "unsigned"})
     assert UNSIGNED_WARNING in result.stderr
     serials = shipyard.home / "state" / "pkg" / "serials.json"
     assert not serials.exists() or str(huge) not in serials.read_text()

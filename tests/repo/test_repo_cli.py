@@ -173,7 +173,7 @@ def _hostile_archive(path: Path, member: str, *, appended: bytes = b"") -> Path:
      "has a path of 4015 bytes (at most 3072 allowed)"),
     ("second-gzip-member", "ok.txt", b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03"
      b"\x03\x00\x00\x00\x00\x00\x00\x00\x00\x00", "data after the end of the gzip member"),
-])
+], ids=["deep", "long-component", "long-path", "second-gzip-member"])
 def test_upload_refuses_what_a_node_could_not_install(shipyard: Shipyard, tmp_path: Path,
                                                        case: str, member: str,
                                                        appended: bytes, expect: str) -> None:
