@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import os
 import tarfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,9 +50,24 @@ def pack(shipyard: Shipyard, src: Path, out: Path) -> Path:
     return Path(result.stdout.strip())
 
 
+@contextlib.contextmanager
+def removing_deep_trees(*roots: Path) -> Iterator[None]:
+    """Remove ``roots`` at the end, whatever happened: pytest's clean-up of old temporary
+    dirs uses shutil.rmtree, which a tree 1,100 levels deep would crash (RecursionError)
+    at the end of a later session."""
+    from shipyard.fsutil import remove_tree
+
+    try:
+        yield
+    finally:
+        for root in roots:
+            remove_tree(root)
+
+
 def deep_tree(base: Path, depth: int, leaf: bytes = b"x") -> None:
     """``base/d/d/.../d/f``, ``depth`` directories deep, made without recursion (os.makedirs
-    recurses once per level) and relative to an open directory (no long path names)."""
+    recurses once per level) and relative to an open directory (no long path names). Use
+    inside :func:`removing_deep_trees`."""
     base.mkdir(parents=True, exist_ok=True)
     fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY)
     try:

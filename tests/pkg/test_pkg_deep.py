@@ -9,7 +9,16 @@ import subprocess
 import tarfile
 from pathlib import Path
 
-from pkgkit import GROUP, deep_tree, file_member, good_manifest, gz, make_source, tree_entries
+from pkgkit import (
+    GROUP,
+    deep_tree,
+    file_member,
+    good_manifest,
+    gz,
+    make_source,
+    removing_deep_trees,
+    tree_entries,
+)
 
 from conftest import Shipyard
 
@@ -31,26 +40,29 @@ def test_a_deep_leftover_is_swept(shipyard: Shipyard, tmp_path: Path) -> None:
     """A tombstone 1,100 levels deep (an uninstall that died in shutil.rmtree) is removed by
     the next install's sweep instead of failing every install with RecursionError."""
     leftover = shipyard.home / "software" / "org" / "test" / "old" / ".1.0.tombstone-dead"
-    deep_tree(leftover, 1100)
-    result = shipyard.run("pkg", "install", str(_archive(tmp_path)))
-    assert "Traceback" not in result.output and "warning" not in result.stderr
-    assert not leftover.exists()
-    assert _installed(shipyard) == [f"{GROUP}:hello:1.0"]
+    with removing_deep_trees(leftover):
+        deep_tree(leftover, 1100)
+        result = shipyard.run("pkg", "install", str(_archive(tmp_path)))
+        assert "Traceback" not in result.output and "warning" not in result.stderr
+        assert not leftover.exists()
+        assert _installed(shipyard) == [f"{GROUP}:hello:1.0"]
 
 
 def test_verify_and_uninstall_a_deep_package(shipyard: Shipyard, tmp_path: Path) -> None:
     """A package dir holding a tree 1,100 levels deep (installed before the depth cap):
     verify reports it, uninstall removes it."""
     shipyard.run("pkg", "install", str(_archive(tmp_path)))
-    pkg_dir = shipyard.home / "software" / "org" / "test" / "hello" / "1.0"
-    deep_tree(pkg_dir / "deep", 1100)
-    verify = shipyard.run("pkg", "verify", "--json", check=False)
-    assert verify.returncode == 1, verify.output
-    assert "internal error" not in verify.stderr and "Traceback" not in verify.output
-    assert '"deep/"' in verify.stdout
-    assert f'"deep/{"d/" * 1100}f"' in verify.stdout
-    shipyard.run("pkg", "uninstall", f"{GROUP}:hello:1.0")
-    assert tree_entries(shipyard.home / "software") == []
+    software = shipyard.home / "software"
+    pkg_dir = software / "org" / "test" / "hello" / "1.0"
+    with removing_deep_trees(software):
+        deep_tree(pkg_dir / "deep", 1100)
+        verify = shipyard.run("pkg", "verify", "--json", check=False)
+        assert verify.returncode == 1, verify.output
+        assert "internal error" not in verify.stderr and "Traceback" not in verify.output
+        assert '"deep/"' in verify.stdout
+        assert f'"deep/{"d/" * 1100}f"' in verify.stdout
+        shipyard.run("pkg", "uninstall", f"{GROUP}:hello:1.0")
+        assert tree_entries(software) == []
 
 
 def test_a_leftover_that_cannot_be_removed_is_reported(shipyard: Shipyard,

@@ -302,7 +302,7 @@ def _check_name(raw: str, where: str) -> str:
     if parts[0] == RESERVED_DIR:
         raise ArchiveError(f"{where}: member {raw!r} is inside {RESERVED_DIR}/, which is "
                            "reserved for the installer")
-    _check_size_of_name(name, parts, where)
+    check_name_size(name, where)
     return name
 
 
@@ -311,8 +311,10 @@ def _shorten(name: str, keep: int = 60) -> str:
     return name if len(name) <= keep else f"{name[:keep]}...({len(name)} characters)"
 
 
-def _check_size_of_name(name: str, parts: list[str], where: str) -> None:
-    """Refuse names too deep or too long to be installed below any software root."""
+def check_name_size(name: str, where: str) -> None:
+    """Refuse names too deep or too long to be installed below any software root (also
+    used by ``pkg pack``, so that such a tree is refused before it is an archive)."""
+    parts = name.split("/")
     if len(parts) > MAX_DEPTH:
         raise ArchiveError(f"{where}: member {_shorten(name)!r} is {len(parts)} levels deep "
                            f"(at most {MAX_DEPTH} allowed)")
