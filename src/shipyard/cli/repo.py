@@ -7,12 +7,12 @@ defaults to the ``repo.dir`` setting; ``--db`` overrides the database ``repo.ini
 from __future__ import annotations
 
 import sys
-from datetime import UTC, datetime
 
 import typer
 
 from shipyard.cli.common import existing, print_json, print_table, settings
 from shipyard.errors import ShipyardError
+from shipyard.timeutil import utcnow
 
 app = typer.Typer(help="Create, fill and publish a signed package repository.",
                   no_args_is_help=True)
@@ -213,7 +213,7 @@ def activity_cmd(
     if json_:
         print_json([row.to_dict() for row in rows])
         return
-    now = datetime.now(UTC)
+    now = utcnow()
     print_table(None, ["name", "host", "started", "duration", "status", "message"], [
         (r.name, r.hostname, f"{r.started:%Y-%m-%d %H:%M:%S}Z "
          f"({activity.format_age(now - r.started)} ago)",

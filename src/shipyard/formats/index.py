@@ -28,6 +28,7 @@ from typing import Any
 
 from shipyard.coords import PackageCoord, Requirement, version_key
 from shipyard.errors import CoordinateError, VerificationError
+from shipyard.timeutil import utcnow
 
 FORMAT = 1
 RELEASE_NAME = "release.json"
@@ -257,7 +258,7 @@ class Release:
         return release
 
     def check_fresh(self, where: str, now: datetime | None = None) -> None:
-        moment = now or datetime.now(UTC)
+        moment = now or utcnow()
         if parse_iso(self.valid_until) < moment:
             raise VerificationError(
                 f"{where}: release {self.serial} expired at {self.valid_until} "

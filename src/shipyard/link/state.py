@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from shipyard.config import Settings
 from shipyard.errors import ShipyardError
 from shipyard.fsutil import atomic_write
+from shipyard.timeutil import utcnow
 
 FORMAT = 1
 STATE_NAME = "links.json"
@@ -39,7 +39,7 @@ STATES = (LINKED, DISABLED, FAILED, PENDING)
 
 
 def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+    return utcnow().isoformat(timespec="seconds")
 
 
 def state_path(settings: Settings) -> Path:

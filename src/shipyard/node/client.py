@@ -17,6 +17,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from shipyard import __version__
 from shipyard.errors import ShipyardError
 from shipyard.formats import fleet as wire
+from shipyard.formats.http import error_detail
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -29,21 +30,6 @@ class ApiError(ShipyardError):
 
 class Unreachable(ShipyardError):
     """The coordinator did not answer."""
-
-
-def _detail(response: httpx.Response) -> str:
-    try:
-        data = response.json()
-    except ValueError:
-        return response.text.strip()[:300] or response.reason_phrase
-    detail = data.get("detail") if isinstance(data, dict) else None
-    if isinstance(detail, list):  # FastAPI's validation errors
-        parts = []
-        for item in detail[:3]:
-            where = ".".join(str(p) for p in item.get("loc", [])[1:])
-            parts.append(f"{where}: {item.get('msg')}" if where else str(item.get("msg")))
-        return "; ".join(parts)
-    return str(detail) if detail else response.text.strip()[:300]
 
 
 class FleetClient:
@@ -84,9 +70,9 @@ class FleetClient:
                               f"{type(exc).__name__}: {exc}") from None
         if response.status_code >= 500:
             raise Unreachable(f"coordinator {self.url} answered {response.status_code}: "
-                              f"{_detail(response)}")
+                              f"{error_detail(response)}")
         if response.status_code >= 400:
-            raise ApiError(response.status_code, _detail(response))
+            raise ApiError(response.status_code, error_detail(response))
         try:
             return response.json()
         except ValueError:

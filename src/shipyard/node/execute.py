@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 from shipyard.config import Settings
 from shipyard.coords import ServiceCoord
 from shipyard.errors import ShipyardError
 from shipyard.formats import fleet as wire
 from shipyard.node.plan import Action, Actual
+from shipyard.timeutil import utcnow
 
 Say = Callable[[str], None]
 
@@ -111,7 +112,7 @@ class Tracker:
 
     def report(self, settings: Settings, doc: wire.DesiredDocument | None,
                managed: set[str]) -> list[wire.InstanceReport]:
-        now = datetime.now(UTC)
+        now = utcnow()
         found, states = actual(settings)
         wanted = {d.service: d for d in (doc.instances if doc else [])}
         rows = []

@@ -20,7 +20,6 @@ import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from shipyard.config import Settings
 from shipyard.coords import PackageCoord, version_key
 from shipyard.errors import ShipyardError
 from shipyard.fsutil import file_lock, fsync_dir
+from shipyard.timeutil import utcnow
 
 RECORD_DIR = ".shipyard"
 RECORD_NAME = "installed.json"
@@ -119,7 +119,7 @@ class InstalledRecord:
 
 
 def now_iso() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return utcnow().strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # ---------------------------------------------------------------------------------------

@@ -17,7 +17,6 @@ import os
 import secrets
 import shutil
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 from shipyard.config import Settings
@@ -27,6 +26,7 @@ from shipyard.fsutil import atomic_write, fsync_dir, remove_tree, sha256_file
 from shipyard.manifest import Manifest
 from shipyard.repo.layout import Repository, open_repository
 from shipyard.repo.store import RepoStore
+from shipyard.timeutil import utcnow
 
 META_NAME = "upload.json"
 
@@ -81,7 +81,7 @@ def upload(settings: Settings | None, repo_dir: str | os.PathLike[str],
 
 def _enqueue(repo: Repository, source: Path, coord: PackageCoord, channel: str,
              digest: str) -> QueuedUpload:
-    now = datetime.now(UTC)
+    now = utcnow()
     name = f"{now:%Y%m%dT%H%M%S%f}-{secrets.token_hex(4)}"
     staging = repo.incoming / f".tmp-{name}"
     staging.mkdir(parents=True)
