@@ -114,8 +114,22 @@ class Group:
         return max(self.durations) if self.durations else None
 
 
+class _Waits:
+    """How long builds waited for a worker, for a bucket or the whole period."""
+
+    waits: list[float]
+
+    @property
+    def median_wait(self) -> float | None:
+        return statistics.median(self.waits) if self.waits else None
+
+    @property
+    def p90_wait(self) -> float | None:
+        return percentile(self.waits, 0.9)
+
+
 @dataclass
-class Bucket:
+class Bucket(_Waits):
     start: datetime
     label: str
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(GROUPS, 0))
@@ -125,17 +139,9 @@ class Bucket:
     def total(self) -> int:
         return sum(self.counts.values())
 
-    @property
-    def median_wait(self) -> float | None:
-        return statistics.median(self.waits) if self.waits else None
-
-    @property
-    def p90_wait(self) -> float | None:
-        return percentile(self.waits, 0.9)
-
 
 @dataclass
-class Stats:
+class Stats(_Waits):
     period: Period
     step: str  # "day" or "week"
     buckets: list[Bucket]
@@ -144,14 +150,6 @@ class Stats:
     totals: Group
     waits: list[float]
     truncated: bool
-
-    @property
-    def median_wait(self) -> float | None:
-        return statistics.median(self.waits) if self.waits else None
-
-    @property
-    def p90_wait(self) -> float | None:
-        return percentile(self.waits, 0.9)
 
     @property
     def max_wait(self) -> float | None:
