@@ -67,7 +67,7 @@ def announce_all(session: Session, inventory: Inventory, desired: dict[PairKey, 
         session.progress(f"asking {len(to_run)} announce adapter(s)")
         try:
             with ThreadPoolExecutor(max_workers=session.jobs) as pool:
-                answers = list(pool.map(lambda job: _announce(session, job[1], job[2]),
+                answers = list(pool.map(lambda job: _ask(session, job[1], job[2]),
                                         to_run))
         finally:
             session.running.close()
@@ -117,7 +117,8 @@ def _needs_generation(announce: LinkAnnounce) -> bool:
                                        announce.password, announce.port_param))
 
 
-def _announce(session: Session, instance: Instance, announce: LinkAnnounce) -> LinkData | str:
+def _ask(session: Session, instance: Instance, announce: LinkAnnounce) -> LinkData | str:
+    """Run the announce adapter once: its data, or why there is none."""
     assert instance.package_dir is not None
     adapter = instance.package_dir / announce.adapter
     try:
