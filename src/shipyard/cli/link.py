@@ -19,7 +19,7 @@ from shipyard.cli.common import (
 from shipyard.errors import ShipyardError
 
 if TYPE_CHECKING:  # the engine is imported by the commands that use it: a fast --help
-    from shipyard.link.reconcile import Outcome, Report
+    from shipyard.link.report import Outcome, Report
 
 app = typer.Typer(
     help="Links between announcing instances (transports) and accepting ones (servers).",

@@ -63,7 +63,7 @@ def print_json(data: Any) -> None:
 def run_all(settings: Settings, action: str, json_: bool) -> None:
     """Boot or shut down every instance; raises the summary's error when one failed."""
     from shipyard.svc import boot as boot_mod
-    from shipyard.svc.control import Context
+    from shipyard.svc.context import Context
 
     def echo(result: Result) -> None:
         if not json_ and result.outcome is not None:

@@ -139,13 +139,13 @@ def run_adapter(argv: Sequence[str], *, env: Mapping[str, str], cwd: Path | None
     problem = check_adapter(Path(argv[0]))
     if problem:
         return AdapterRun(argv, None, "", "", problem, 0.0)
-    creds: dict[str, object] = {}
-    if run_as is not None:
-        creds = {"user": run_as.uid, "group": run_as.gid, "extra_groups": list(run_as.groups)}
     try:
         proc = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            cwd=cwd, env=dict(env), start_new_session=True, close_fds=True, **creds,
+            cwd=cwd, env=dict(env), start_new_session=True, close_fds=True,
+            # None (the defaults) keeps our own uid, gid and groups.
+            user=run_as.uid if run_as else None, group=run_as.gid if run_as else None,
+            extra_groups=list(run_as.groups) if run_as else None,
         )
     except OSError as exc:
         return AdapterRun(argv, None, "", "", f"cannot run adapter {argv[0]}: {exc.strerror}",
@@ -184,6 +184,7 @@ def run_adapter(argv: Sequence[str], *, env: Mapping[str, str], cwd: Path | None
                     buffer.extend(chunk[: OUTPUT_CAP - len(buffer)])
     if timed_out:
         _kill_group(proc.pid)
+    returncode: int | None
     try:
         returncode = proc.wait(timeout=max(0.0, deadline - time.monotonic()) + 0.01
                                if not timed_out else 5)

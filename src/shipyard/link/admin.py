@@ -14,7 +14,8 @@ from shipyard.coords import ServiceCoord
 from shipyard.errors import ShipyardError
 from shipyard.link import generate
 from shipyard.link.inventory import instance_for, load_inventory
-from shipyard.link.reconcile import Report, locked_state, reconcile_locked
+from shipyard.link.reconcile import locked_state, reconcile_locked
+from shipyard.link.report import Report
 from shipyard.link.state import DISABLED, Disabled, LinkState, load_state, save_state
 from shipyard.svc import registry
 

@@ -25,6 +25,8 @@ from shipyard.coords import ServiceCoord
 from shipyard.errors import ShipyardError
 from shipyard.fsutil import atomic_write, file_lock
 from shipyard.link import adapters, generate
+from shipyard.link.changes import change_acceptor
+from shipyard.link.instance_env import instance_env
 from shipyard.link.inventory import Instance, instance_for
 from shipyard.link.running import Running
 from shipyard.link.state import LinkData, LinkState, lock_path, now
@@ -74,16 +76,6 @@ def local_instance(settings: Settings, service: str) -> Instance | None:
     return instance_for(settings, registration)
 
 
-def _env(instance: Instance, **extra: str) -> dict[str, str]:
-    env = {
-        "SHIPYARD_RUNTIME_DIR": str(instance.runtime_dir or ""),
-        "SHIPYARD_COORDINATE": instance.coordinate,
-        "SHIPYARD_PACKAGE_DIR": str(instance.package_dir or ""),
-    }
-    env.update({f"SHIPYARD_LINK_{k.upper()}": v for k, v in extra.items()})
-    return env
-
-
 def _prepare(settings: Settings, instance: Instance) -> str | None:
     if instance.runtime_dir is None:
         return None
@@ -124,7 +116,7 @@ def announce(settings: Settings, instance: Instance, spec: LinkAnnounce,
         extra["config"] = str(generate.config_path(instance.runtime_dir, spec.interface))
     adapter = instance.package_dir / spec.adapter
     run = adapters.run_adapter([str(adapter), *adapters.ANNOUNCE_FLAGS],
-                               env=adapters.adapter_env(_env(instance, **extra), run_as),
+                               env=adapters.adapter_env(instance_env(instance, **extra), run_as),
                                cwd=instance.package_dir, run_as=run_as,
                                timeout=float(settings.get("link.adapter_timeout")),
                                running=running)
@@ -149,15 +141,25 @@ def accept(settings: Settings, instance: Instance, spec: LinkAccept, announcer: 
     problem = _prepare(settings, instance)
     if problem:
         return f"accept adapter: {problem}", None
-    env = _env(instance, interface=spec.interface, announcer=announcer,
-               action="remove" if remove else "apply")
+    # As for local pairs: the password travels in the environment, on the command line
+    # only when the package asks (password_via = "argv").
+    env = instance_env(instance, interface=spec.interface, announcer=announcer,
+                       action="remove" if remove else "apply", host=data.host,
+                       port=str(data.port), password=data.password,
+                       on_change=spec.on_change)
     adapter = instance.package_dir / spec.adapter
-    run = adapters.run_adapter(adapters.accept_argv(adapter, data, remove=remove),
-                               env=adapters.adapter_env(env, run_as),
+    argv = adapters.accept_argv(adapter, data, remove=remove,
+                                password_argv=spec.password_via == "argv")
+    run = adapters.run_adapter(argv, env=adapters.adapter_env(env, run_as),
                                cwd=instance.package_dir, run_as=run_as,
                                timeout=float(settings.get("link.adapter_timeout")),
                                running=running)
     if run.ok:
+        if spec.on_change != "none" and not adapters.reports_unchanged(run.stdout):
+            # The package says how its server takes a change (reload or restart).
+            _message, error = change_acceptor(settings, instance, spec.on_change)
+            if error is not None:
+                return f"applied, but the {spec.on_change} failed: {error}", 0
         return None, 0
     kind = "accept --remove" if remove else "accept"
     return adapters.describe_failure(kind, run, [data.password]), run.returncode

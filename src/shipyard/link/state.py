@@ -118,6 +118,32 @@ class Pair:
         self.error = error
         self.exit_code = exit_code
 
+    # The intent bookkeeping of the module doc: what the acceptor may hold, and does hold.
+
+    def intend(self, data: LinkData) -> None:
+        """Before applying ``data``: the acceptor may hold it from now on."""
+        if data not in self.held():
+            self.maybe.append(data)
+
+    def intend_removal(self) -> None:
+        """Before a removal, nothing held is known to be applied any more: a run killed
+        after the adapter removed an entry must not find it recorded as applied, or wanting
+        the same data again later would find it "unchanged" and never write it back."""
+        self.maybe = self.held()
+        self.applied = None
+
+    def forget(self, data: LinkData) -> None:
+        """The acceptor no longer holds ``data``."""
+        if self.applied == data:
+            self.applied = None
+        self.maybe = [d for d in self.maybe if d != data]
+
+    def confirm(self, data: LinkData) -> None:
+        """``data`` was applied: it replaced entries of the same identity; others stay held."""
+        keep = [d for d in self.held() if d.identity != data.identity]
+        self.applied = data
+        self.maybe = keep
+
     def to_json(self) -> dict[str, Any]:
         return {
             "interface": self.interface,

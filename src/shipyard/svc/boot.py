@@ -12,9 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from shipyard.errors import ShipyardError
-from shipyard.svc import control, order, registry, state
-from shipyard.svc.control import Context
+from shipyard.svc import order, registry, state
+from shipyard.svc.context import Context
 from shipyard.svc.registry import Registration
+from shipyard.svc.status import may_be_active
+from shipyard.svc.stop import begin_stop
 
 
 @dataclass
@@ -85,12 +87,15 @@ def _has_stop_script(ctx: Context, registration: Registration) -> bool:
 
 
 def boot(ctx: Context, on_result: Callable[[order.Result], None] | None = None) -> Summary:
+    # Here, not at the top: a shutdown (at the machine's shutdown) loads no start code.
+    from shipyard.svc.start import begin_start
+
     registrations = registry.load_all(ctx.settings)
     by_name = {str(r.coordinate): r for r in registrations if r.boot}
     graph = order.restrict(after_graph(registrations), by_name)
     check_cycles(graph, "boot")
     results = order.run(
-        graph, lambda name: control.begin_start(ctx, by_name[name].coordinate, by_name[name]),
+        graph, lambda name: begin_start(ctx, by_name[name].coordinate, by_name[name]),
         workers=_workers(ctx), on_result=on_result)
     return Summary("boot", [results[name] for name in sorted(results)])
 
@@ -98,7 +103,7 @@ def boot(ctx: Context, on_result: Callable[[order.Result], None] | None = None) 
 def shutdown(ctx: Context, on_result: Callable[[order.Result], None] | None = None
              ) -> Summary:
     registrations = registry.load_all(ctx.settings)
-    by_name = {str(r.coordinate): r for r in registrations if control.may_be_active(ctx, r)}
+    by_name = {str(r.coordinate): r for r in registrations if may_be_active(ctx, r)}
     graph = order.restrict(after_graph(registrations), by_name)
     warnings = []
     cycle = order.find_cycle(graph)
@@ -110,8 +115,7 @@ def shutdown(ctx: Context, on_result: Callable[[order.Result], None] | None = No
     workers = _workers(ctx) if any(_has_stop_script(ctx, r) for r in by_name.values()) else 0
     results = order.run(
         order.reverse(graph),
-        lambda name: control.begin_stop(ctx, by_name[name].coordinate,
-                                        registration=by_name[name]),
+        lambda name: begin_stop(ctx, by_name[name].coordinate, registration=by_name[name]),
         workers=workers, on_result=on_result)
     done = [results[name] for name in sorted(results)
             if not (results[name].outcome and results[name].outcome.action == "not-running")]

@@ -23,7 +23,9 @@ from shipyard.config import Settings
 from shipyard.coords import ServiceCoord
 from shipyard.errors import ShipyardError
 from shipyard.fsutil import atomic_writer
-from shipyard.svc import control, registry, state
+from shipyard.svc import registry, state
+from shipyard.svc.context import Context
+from shipyard.svc.live import live_record
 from shipyard.svc.runtime import Runtime, state_path
 
 # What an archive holds: the instance's data (copkg's etc/ is instance config, which the
@@ -80,7 +82,7 @@ def _remove(path: Path, removed: list[str]) -> None:
 def cleanup(settings: Settings, coordinate_text: str, archive_dir: Path | None = None
             ) -> Cleaned:
     coordinate = ServiceCoord.parse(coordinate_text)
-    ctx = control.Context(settings)
+    ctx = Context(settings)
     runtime = ctx.runtime(coordinate)
     reg = registry.load(settings, coordinate)
     if reg is None and not runtime.root.exists() and not any(
@@ -89,7 +91,7 @@ def cleanup(settings: Settings, coordinate_text: str, archive_dir: Path | None =
                             f"runtime dir at {runtime.root}")  # and no lock file made
     with ctx.lock(coordinate):
         if reg is not None:
-            current = control.live_record(ctx, reg, adopt=False)
+            current = live_record(ctx, reg, adopt=False)
             if current is not None:
                 raise ShipyardError(f"{coordinate} is running (pid {current.pid}); "
                                     "stop it before cleaning up")

@@ -136,6 +136,14 @@ def tail(path: Path, lines: int) -> str:
     return "".join(parts[-lines:]) if lines else ""
 
 
+def offset(path: Path) -> int:
+    """Where what is written to ``path`` from now on starts (for :func:`last_line`)."""
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
+
+
 def last_line(path: Path, offset: int = 0) -> str:
     """The last non-empty line written to ``path`` after ``offset`` (for error messages)."""
     try:

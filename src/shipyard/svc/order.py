@@ -6,7 +6,7 @@ orders and does not require: one instance failing never keeps the others down, a
 summary names every failure. Instances that are not part of the run (not registered, or
 ``boot = no`` at boot) impose no order.
 
-:func:`run` drives the steps of :mod:`shipyard.svc.control` for a whole set: launches go
+:func:`run` drives the steps of :mod:`shipyard.svc.steps` for a whole set: launches go
 to a small thread pool (they fork and write files), and the waiting (pid files, grace
 periods, stop timeouts) happens in this one loop, so a boot of hundreds of instances costs
 neither hundreds of threads nor one grace period per instance.
@@ -22,7 +22,7 @@ from graphlib import CycleError, TopologicalSorter
 from typing import TYPE_CHECKING
 
 from shipyard.errors import ShipyardError
-from shipyard.svc.control import Outcome, Pending, Step
+from shipyard.svc.steps import Outcome, Pending, Step
 
 if TYPE_CHECKING:
     from concurrent.futures import Future, ThreadPoolExecutor

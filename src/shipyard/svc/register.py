@@ -22,11 +22,14 @@ from shipyard.config import Settings
 from shipyard.coords import PackageCoord, ServiceCoord
 from shipyard.errors import ShipyardError, UsageError
 from shipyard.fsutil import file_lock
-from shipyard.svc import boot, control, order, registry
+from shipyard.svc import boot, order, registry
 from shipyard.svc import users as users_mod
+from shipyard.svc.context import Context, require_registration
 from shipyard.svc.package import load_service_package
 from shipyard.svc.params import check_declared, check_exec, parse_params, with_defaults
 from shipyard.svc.registry import Registration
+from shipyard.svc.status import is_active
+from shipyard.svc.stop import stop as stop_instance
 
 
 @dataclass
@@ -104,13 +107,13 @@ def register(settings: Settings, coordinate_text: str, package_text: str, *,
 
 def unregister(settings: Settings, coordinate_text: str, *, stop: bool = False) -> Change:
     coordinate = ServiceCoord.parse(coordinate_text)
-    ctx = control.Context(settings)
-    reg = control.require_registration(settings, coordinate)
+    ctx = Context(settings)
+    reg = require_registration(settings, coordinate)
     notes = []
-    if control.is_active(ctx, reg):
+    if is_active(ctx, reg):
         if not stop:
             raise ShipyardError(f"{coordinate} is running; stop it first or pass --stop")
-        notes.append(control.stop(ctx, coordinate).message)
+        notes.append(stop_instance(ctx, coordinate).message)
     with registry_lock(settings):
         removed = registry.remove(settings, coordinate)
     if not removed:

@@ -20,10 +20,12 @@ from shipyard import procs
 from shipyard.coords import ServiceCoord
 from shipyard.errors import ShipyardError
 from shipyard.svc import logs
-from shipyard.svc.control import Context, Outcome, live_record, require_registration
+from shipyard.svc.context import Context, require_registration
+from shipyard.svc.live import live_record
 from shipyard.svc.package import ServicePackage
 from shipyard.svc.registry import Registration
-from shipyard.svc.runtime import open_console
+from shipyard.svc.spawn import spawn
+from shipyard.svc.steps import Outcome
 
 
 def reload(ctx: Context, coordinate: ServiceCoord) -> Outcome:
@@ -67,25 +69,12 @@ def _script(ctx: Context, reg: Registration, pkg: ServicePackage, relative: str,
     runtime = ctx.runtime(reg.coordinate)
     argv = [str(script), f"--runtime-dir={runtime.root}", f"--coordinate={name}",
             *with_defaults(pkg.service.params, reg.params)]
-    command, switch = user.spawn(argv)
-    offset = os.stat(runtime.stderr_log).st_size if runtime.stderr_log.exists() else 0
-    out = open_console(runtime.stdout_log, user)
+    offset = logs.offset(runtime.stderr_log)
     try:
-        err = open_console(runtime.stderr_log, user)
-    except BaseException:
-        os.close(out)
-        raise
-    try:
-        proc = subprocess.Popen(  # type: ignore[call-overload]
-            command, stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=runtime.root,
-            env=ctx.service_env(user, runtime, pkg), start_new_session=True, close_fds=True,
-            umask=0o027, **switch)
+        proc = spawn(ctx, argv, user, runtime, pkg)
     except OSError as exc:
         raise ShipyardError(f"{name}: cannot run reload script {relative}: "
                             f"{exc.strerror}") from None
-    finally:
-        os.close(out)
-        os.close(err)
     try:
         code = proc.wait(timeout=ctx.start_timeout)
     except subprocess.TimeoutExpired:

@@ -26,8 +26,9 @@ from shipyard.config import Settings
 from shipyard.coords import ServiceCoord
 from shipyard.errors import ShipyardError
 from shipyard.fsutil import fsync_dir
-from shipyard.svc import control
 from shipyard.svc.cleanup import ARCHIVED
+from shipyard.svc.context import Context, require_registration
+from shipyard.svc.live import live_record
 from shipyard.svc.runtime import DIR_MODE, ensure
 from shipyard.svc.users import ServiceUser
 
@@ -98,8 +99,8 @@ def _empty(path: Path) -> bool:
 
 def restore(settings: Settings, coordinate_text: str, archive: Path) -> Restored:
     coordinate = ServiceCoord.parse(coordinate_text)
-    ctx = control.Context(settings)
-    reg = control.require_registration(settings, coordinate)
+    ctx = Context(settings)
+    reg = require_registration(settings, coordinate)
     runtime = ctx.runtime(coordinate)
     try:
         tar = tarfile.open(archive, "r:*")  # noqa: SIM115 - closed by the with below
@@ -110,7 +111,7 @@ def restore(settings: Settings, coordinate_text: str, archive: Path) -> Restored
             parts = _plan(tar, archive)
         except tarfile.TarError as exc:
             raise ShipyardError(f"{archive}: damaged archive: {exc}") from None
-        current = control.live_record(ctx, reg, adopt=False)
+        current = live_record(ctx, reg, adopt=False)
         if current is not None:
             raise ShipyardError(f"{coordinate} is running (pid {current.pid}); stop it "
                                 "before restoring")
