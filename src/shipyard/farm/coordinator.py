@@ -116,7 +116,7 @@ class Coordinator:
             if row is None or row.revoked_at is not None:
                 self._tokens.pop(digest, None)
                 return None
-            info = TokenInfo(row.id, row.name, row.role, aware(row.created_at),  # type: ignore[arg-type]
+            info = TokenInfo(row.id, row.name, row.role, aware(row.created_at),
                              None, aware(row.last_used_at))
         last = info.last_used_at
         if last is None or utcnow() - last > timedelta(minutes=1):

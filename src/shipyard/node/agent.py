@@ -206,7 +206,7 @@ def _links_hook() -> Callable[..., Any] | None:
     """The links work's per-document step (``shipyard.node.agent_links.converge``), once
     it exists."""
     try:
-        from shipyard.node import agent_links  # type: ignore[attr-defined]
+        from shipyard.node import agent_links
     except ImportError:
         return None
     return getattr(agent_links, "converge", None)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import gzip
+import io
 import os
 import re
 import shutil
@@ -293,7 +294,8 @@ def _write_archive(root: Path, manifest: Manifest, target: Path, compression: st
         fsync_dir(target.parent)
 
 
-def _write_tar(stream: IO[bytes], entries: list[tuple[str, Path, bool]], mtime: int) -> None:
+def _write_tar(stream: IO[bytes] | io.BufferedIOBase, entries: list[tuple[str, Path, bool]],
+               mtime: int) -> None:
     with tarfile.open(fileobj=stream, mode="w|", format=tarfile.PAX_FORMAT) as tar:
         for rel, path, is_dir in entries:
             info = tarfile.TarInfo(rel)

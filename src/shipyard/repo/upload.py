@@ -125,7 +125,7 @@ def queued(repo: Repository) -> list[QueuedUpload]:
         except (OSError, ValueError):
             meta = {}
         archive = archives[0] if len(archives) == 1 else path / "(no single archive)"
-        channel = meta.get("channel") if isinstance(meta.get("channel"), str) else None
-        sha = meta.get("sha256") if isinstance(meta.get("sha256"), str) else None
-        items.append(QueuedUpload(path, archive, channel, sha))  # type: ignore[arg-type]
+        channel = found if isinstance(found := meta.get("channel"), str) else None
+        sha = found if isinstance(found := meta.get("sha256"), str) else None
+        items.append(QueuedUpload(path, archive, channel, sha))
     return items

@@ -113,6 +113,6 @@ def shutdown(ctx: Context, on_result: Callable[[order.Result], None] | None = No
         lambda name: control.begin_stop(ctx, by_name[name].coordinate,
                                         registration=by_name[name]),
         workers=workers, on_result=on_result)
-    done = [results[name] for name in sorted(results)
-            if not (results[name].outcome and results[name].outcome.action == "not-running")]
+    done = [r for r in (results[name] for name in sorted(results))
+            if not (r.outcome and r.outcome.action == "not-running")]
     return Summary("shutdown", done, warnings)

@@ -75,7 +75,7 @@ def _script(ctx: Context, reg: Registration, pkg: ServicePackage, relative: str,
         os.close(out)
         raise
     try:
-        proc = subprocess.Popen(  # type: ignore[call-overload]
+        proc = subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=runtime.root,
             env=ctx.service_env(user, runtime, pkg), start_new_session=True, close_fds=True,
             umask=0o027, **switch)

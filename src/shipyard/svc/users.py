@@ -22,6 +22,7 @@ import shutil
 import stat
 import threading
 from dataclasses import dataclass
+from typing import TypedDict
 
 from shipyard.config import Settings
 from shipyard.errors import ShipyardError, UsageError
@@ -29,6 +30,14 @@ from shipyard.fsutil import file_lock
 
 USER_RE = re.compile(r"[a-z_][a-z0-9_-]{0,30}\$?")
 _create_lock = threading.Lock()
+
+
+class Switch(TypedDict, total=False):
+    """Popen's arguments that switch the child to another user (empty: no switch)."""
+
+    user: int
+    group: int
+    extra_groups: list[int]
 
 
 @dataclass(frozen=True)
@@ -47,7 +56,7 @@ class ServiceUser:
     def needs_switch(self) -> bool:
         return os.geteuid() == 0 and self.uid != 0
 
-    def spawn(self, argv: list[str]) -> tuple[list[str], dict[str, object]]:
+    def spawn(self, argv: list[str]) -> tuple[list[str], Switch]:
         """The command line and Popen arguments that run ``argv`` as this user.
 
         With util-linux' ``setpriv`` the switch happens after the exec, so Popen can use
