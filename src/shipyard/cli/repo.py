@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 import typer
 
@@ -22,7 +23,7 @@ DB_OPT = typer.Option(None, "--db", help="Database URL (default: what repo.ini s
 JSON_OPT = typer.Option(False, "--json", help="Print JSON.")
 
 
-def _repo_dir(ctx: typer.Context, repo: str | None):  # type: ignore[no-untyped-def]
+def _repo_dir(ctx: typer.Context, repo: str | None) -> Path:
     from shipyard.repo.layout import resolve_repo_dir
 
     if repo is not None:

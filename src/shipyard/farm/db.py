@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import overload
+from typing import TYPE_CHECKING, overload
 
 from sqlalchemy import Connection, Engine, event
 from sqlalchemy.orm import Session
@@ -23,6 +23,9 @@ from sqlalchemy.orm import Session
 from shipyard.config import Settings
 from shipyard.db import make_engine, normalise_url, postgres_engine, sqlite_url, upgrade
 from shipyard.errors import ShipyardError
+
+if TYPE_CHECKING:
+    import sqlite3
 
 
 def utcnow() -> datetime:
@@ -108,13 +111,13 @@ class FarmDB:
     @staticmethod
     def _sqlite_transactions(engine: Engine) -> None:
         @event.listens_for(engine, "connect")
-        def _autocommit_driver(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+        def _autocommit_driver(dbapi_conn: sqlite3.Connection, _record: object) -> None:
             # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite would BEGIN
             # DEFERRED lazily otherwise).
             dbapi_conn.isolation_level = None
 
         @event.listens_for(engine, "begin")
-        def _begin(conn):  # type: ignore[no-untyped-def]
+        def _begin(conn: Connection) -> None:
             mode = "IMMEDIATE" if conn.get_execution_options().get("farm_write") else "DEFERRED"
             conn.exec_driver_sql(f"BEGIN {mode}")
 

@@ -47,6 +47,7 @@ class Fleet:
         try:  # the links work (which interfaces a package announces or accepts)
             from shipyard.fleet import links as _links
         except ImportError:
+            # (a build without the links work: the module is then absent)
             _links = None  # type: ignore[assignment]
         if _links is not None and hasattr(_links, "configure"):
             _links.configure(settings, repo_dir)
