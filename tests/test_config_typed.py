@@ -24,7 +24,7 @@ def test_every_setting_has_a_typed_attribute() -> None:
 
 
 def test_a_name_that_is_no_setting_fails_at_definition() -> None:
-    with pytest.raises(TypeError, match="no setting 'farm.tokn'"):
+    with pytest.raises(TypeError, match=r"no setting 'farm\.tokn'"):
         class _Typo(_Section, section="farm"):
             tokn: str
 

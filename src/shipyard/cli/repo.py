@@ -49,10 +49,10 @@ def init(
     current = settings(ctx, repo__db=db)
     channels = parse_channel_specs(channel) if channel else dict(DEFAULT_CHANNELS)
     init_repository(
-        directory, channels, signing_key=current.path("repo.signing_key"),
-        db_url=current.get("repo.db") or "",
-        keep_generations=int(current.get("repo.keep_generations")),
-        valid_days=int(current.get("repo.valid_days")), default_channel=default_channel,
+        directory, channels, signing_key=current.repo.signing_key,
+        db_url=current.repo.db or "",
+        keep_generations=current.repo.keep_generations,
+        valid_days=current.repo.valid_days, default_channel=default_channel,
     )
     from pathlib import Path
 

@@ -55,7 +55,7 @@ class Coordinator:
         # same address (the demo's readiness check compares it).
         self.instance = secrets.token_hex(8)
         self.smtp = mailer.SmtpConfig.from_settings(settings)
-        self.poll_seconds = max(0.05, float(settings.get("farm.poll_seconds")))
+        self.poll_seconds = max(0.05, settings.farm.poll_seconds)
         self.started = time.monotonic()
         self.loop: asyncio.AbstractEventLoop | None = None
         self._queue_event: asyncio.Event | None = None

@@ -45,7 +45,7 @@ def aware(moment: datetime | None) -> datetime | None:
 
 def default_db_url(settings: Settings) -> str:
     """``farm.db`` or SQLite at ``<state>/farm.sqlite``."""
-    configured = str(settings.get("farm.db") or "").strip()
+    configured = settings.farm.db.strip()
     if configured:
         return configured
     return sqlite_url(Path(settings.state_dir) / "farm.sqlite")

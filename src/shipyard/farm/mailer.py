@@ -38,12 +38,12 @@ class SmtpConfig:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SmtpConfig:
-        return cls(host=str(settings.get("smtp.host") or "").strip(),
-                   port=int(settings.get("smtp.port")),
-                   sender=str(settings.get("smtp.sender")),
-                   user=str(settings.get("smtp.user") or ""),
-                   password=str(settings.get("smtp.password") or ""),
-                   starttls=bool(settings.get("smtp.starttls")))
+        return cls(host=settings.smtp.host.strip(),
+                   port=settings.smtp.port,
+                   sender=settings.smtp.sender,
+                   user=settings.smtp.user,
+                   password=settings.smtp.password,
+                   starttls=settings.smtp.starttls)
 
     @property
     def enabled(self) -> bool:

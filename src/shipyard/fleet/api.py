@@ -41,9 +41,9 @@ class Fleet:
         self.settings = settings
         self.db = db
         self.repo_dir = repo_dir
-        self.lease_seconds = max(0.5, float(settings.get("fleet.lease_seconds")))
+        self.lease_seconds = max(0.5, settings.fleet.lease_seconds)
         self.hub = Hub(db, lease_seconds=self.lease_seconds,
-                       poll_seconds=max(0.05, float(settings.get("fleet.poll_seconds"))))
+                       poll_seconds=max(0.05, settings.fleet.poll_seconds))
         try:  # the links work (which interfaces a package announces or accepts)
             from shipyard.fleet import links as _links
         except ImportError:

@@ -126,7 +126,7 @@ def announce(settings: Settings, instance: Instance, spec: LinkAnnounce,
     run = adapters.run_adapter([str(adapter), *adapters.ANNOUNCE_FLAGS],
                                env=adapters.adapter_env(_env(instance, **extra), run_as),
                                cwd=instance.package_dir, run_as=run_as,
-                               timeout=float(settings.get("link.adapter_timeout")),
+                               timeout=settings.link.adapter_timeout,
                                running=running)
     if not run.ok:
         return adapters.describe_failure("announce", run)
@@ -155,7 +155,7 @@ def accept(settings: Settings, instance: Instance, spec: LinkAccept, announcer: 
     run = adapters.run_adapter(adapters.accept_argv(adapter, data, remove=remove),
                                env=adapters.adapter_env(env, run_as),
                                cwd=instance.package_dir, run_as=run_as,
-                               timeout=float(settings.get("link.adapter_timeout")),
+                               timeout=settings.link.adapter_timeout,
                                running=running)
     if run.ok:
         return None, 0

@@ -153,7 +153,7 @@ def downloads_dir(settings: Settings) -> Path:
 @contextlib.contextmanager
 def install_lock(settings: Settings) -> Iterator[None]:
     """The one lock that every change to the software root holds; sweeps on entry."""
-    timeout = float(settings.get("pkg.lock_timeout"))
+    timeout = settings.pkg.lock_timeout
     with file_lock(lock_path(settings), timeout=timeout, what="the package install lock"):
         sweep(settings)
         yield

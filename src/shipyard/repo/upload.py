@@ -51,9 +51,9 @@ def validate_archive(settings: Settings | None, path: Path) -> Manifest:
 
     if settings is None:
         return inspect_archive(path)
-    return inspect_archive(path, max_members=int(settings.get("pkg.max_members")),
-                           max_bytes=int(settings.get("pkg.max_bytes")),
-                           max_ratio=int(settings.get("pkg.max_ratio")))
+    return inspect_archive(path, max_members=settings.pkg.max_members,
+                           max_bytes=settings.pkg.max_bytes,
+                           max_ratio=settings.pkg.max_ratio)
 
 
 def upload(settings: Settings | None, repo_dir: str | os.PathLike[str],

@@ -73,7 +73,7 @@ def check_cycles(graph: dict[str, set[str]], what: str) -> None:
 
 
 def _workers(ctx: Context) -> int:
-    return max(1, int(ctx.settings.get("svc.boot_workers")))
+    return max(1, ctx.settings.svc.boot_workers)
 
 
 def _has_stop_script(ctx: Context, registration: Registration) -> bool:

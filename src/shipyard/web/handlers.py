@@ -94,10 +94,10 @@ def get_web(request: Request) -> Web:
                               trim_blocks=True, lstrip_blocks=True)
             fmt.install_filters(env)
             web = Web(coordinator, Signer(load_secret(coordinator.db)), env,
-                      session_hours=float(settings.get("web.session_hours")),
-                      signin_limit=max(1, int(settings.get("web.signin_attempts"))),
-                      signin_window=float(settings.get("web.signin_window")),
-                      stale_days=float(settings.get("web.stale_days")),
+                      session_hours=settings.web.session_hours,
+                      signin_limit=max(1, settings.web.signin_attempts),
+                      signin_window=settings.web.signin_window,
+                      stale_days=settings.web.stale_days,
                       secure=split.scheme == "https",
                       origins=frozenset({f"{split.scheme}://{split.netloc}"}
                                         if split.netloc else set()))
