@@ -33,7 +33,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
 from shipyard.errors import ShipyardError
 from shipyard.formats.archive import COMPRESSIONS, RESERVED_DIR
@@ -59,6 +59,13 @@ class BuildCall:
 
 
 BuildVars = dict[str, str]
+
+
+class LineLog(Protocol):
+    """Where build output goes line by line: a text file, or the farm worker's build log."""
+
+    def write(self, text: str, /) -> object: ...
+    def flush(self) -> None: ...
 # (manifest, source directory, destdir, the build variables) -> the call to make
 Runner = Callable[[Manifest, Path, Path, BuildVars], BuildCall]
 
@@ -88,7 +95,7 @@ def pack_directory(
     out_dir: str | os.PathLike[str],
     *,
     compression: str = "gz",
-    log: IO[str] | None = None,
+    log: LineLog | None = None,
     durable: bool = True,
     manifest: Manifest | None = None,
     runner: Runner = local_runner,
@@ -138,7 +145,7 @@ def pack_directory(
     return target
 
 
-def _run_build(manifest: Manifest, call: BuildCall, log: IO[str] | None) -> None:
+def _run_build(manifest: Manifest, call: BuildCall, log: LineLog | None) -> None:
     tail: collections.deque[str] = collections.deque(maxlen=200)
     try:
         proc = subprocess.Popen(
