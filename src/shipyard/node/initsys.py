@@ -27,9 +27,9 @@ from shipyard.svc.initsys import (
 def agent_unit(settings: Settings, command: list[str] | None = None) -> UnitFile:
     command = command or shipyard_command()
     env = env_lines(unit_environment(settings))
-    roots = sorted({str(Path(os.path.abspath(settings.path(key)))) for key in (
-        "paths.config", "paths.software", "paths.runtime", "paths.state", "paths.log",
-        "paths.run")})
+    paths = settings.paths  # (paths.log is retired: Shipyard logs to the journal)
+    roots = sorted({str(Path(os.path.abspath(root))) for root in (
+        paths.config, paths.software, paths.runtime, paths.state, paths.run)})
     writable = " ".join(_systemd_quote(f"-{root}") for root in roots)
     text = f"""\
 # Written by `shipyard node init-system`.
