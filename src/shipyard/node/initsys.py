@@ -16,10 +16,10 @@ from pathlib import Path
 from shipyard.config import Settings
 from shipyard.svc.initsys import (
     UnitFile,
-    _systemd_quote,
     env_lines,
     exec_words,
     shipyard_command,
+    systemd_quote,
     unit_environment,
 )
 
@@ -27,10 +27,10 @@ from shipyard.svc.initsys import (
 def agent_unit(settings: Settings, command: list[str] | None = None) -> UnitFile:
     command = command or shipyard_command()
     env = env_lines(unit_environment(settings))
-    paths = settings.paths  # (paths.log is retired: Shipyard logs to the journal)
+    paths = settings.paths
     roots = sorted({str(Path(os.path.abspath(root))) for root in (
         paths.config, paths.software, paths.runtime, paths.state, paths.run)})
-    writable = " ".join(_systemd_quote(f"-{root}") for root in roots)
+    writable = " ".join(systemd_quote(f"-{root}") for root in roots)
     text = f"""\
 # Written by `shipyard node init-system`.
 [Unit]
