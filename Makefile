@@ -26,11 +26,13 @@ demo: $(DEMO_STAMP)
 
 test: $(TEST_STAMP)
 	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/mypy
 	PYTHONPATH=src $(BIN)/lint-imports
 	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/mypy
 	PYTHONPATH=src $(BIN)/lint-imports
 
 # Man pages from the command tree (the same one docs/reference/cli.md is written from).

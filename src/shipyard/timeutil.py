@@ -7,6 +7,7 @@ a naive datetime compared with a stored aware one raises) and on how long "1h05m
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import overload
 
 # Largest first; the names are the compact ones ("1h05m"), ``spoken`` swaps in its own.
 _UNITS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
@@ -55,6 +56,12 @@ def spoken(seconds: float, *, seconds_shown: bool = True) -> str:
     return text
 
 
+@overload
+def aware(moment: datetime) -> datetime: ...
+@overload
+def aware(moment: None) -> None: ...
+@overload
+def aware(moment: datetime | None) -> datetime | None: ...
 def aware(moment: datetime | None) -> datetime | None:
     """A stored moment as aware UTC: SQLite hands back naive datetimes, and every time we
     store is UTC."""

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import typer
 
@@ -24,7 +24,13 @@ if TYPE_CHECKING:
 # printed): Rich must never read it as markup (``[/etc]`` raises MarkupError, ``[b]x[/b]``
 # vanishes), emoji codes (``org.example.pypi:six:1.16.0`` would print a keycap) or
 # something to highlight. Style is given as ``style=``, never inside the text.
-PLAIN = {"markup": False, "emoji": False, "highlight": False}
+class PlainStyle(TypedDict):
+    markup: bool
+    emoji: bool
+    highlight: bool
+
+
+PLAIN: PlainStyle = {"markup": False, "emoji": False, "highlight": False}
 
 
 @cache
@@ -34,15 +40,15 @@ def console() -> Console:
     from rich.console import Console
 
     if sys.stdout.isatty():
-        return Console(**PLAIN)  # type: ignore[arg-type]
-    return Console(width=200, **PLAIN)  # type: ignore[arg-type]
+        return Console(**PLAIN)
+    return Console(width=200, **PLAIN)
 
 
 @cache
 def err_console() -> Console:
     from rich.console import Console
 
-    return Console(stderr=True, **PLAIN)  # type: ignore[arg-type]
+    return Console(stderr=True, **PLAIN)
 
 
 class State:

@@ -57,8 +57,8 @@ def _db(ctx: typer.Context, db: str | None) -> Any:
 def _coordinator_url(effective: Settings, url: str | None) -> str:
     if url:
         return url.rstrip("/")
-    configured = str(effective.get("farm.url") or "").strip()
-    return (configured or "http://" + str(effective.get("farm.bind"))).rstrip("/")
+    configured = effective.farm.url.strip()
+    return (configured or "http://" + effective.farm.bind).rstrip("/")
 
 
 def _client(ctx: typer.Context, url: str | None, token: str | None, *,
@@ -66,7 +66,7 @@ def _client(ctx: typer.Context, url: str | None, token: str | None, *,
     from shipyard.farm.client import FarmClient
 
     effective = settings(ctx, farm__token=token)
-    secret = str(effective.get("farm.token") or "").strip()
+    secret = effective.farm.token.strip()
     if need_token and not secret:
         raise UsageError("this command needs a token: --token or farm.token "
                          "(SHIPYARD_FARM_TOKEN)")
@@ -99,7 +99,7 @@ def _secret_token(ctx: typer.Context, token: str | None, token_file: Path | None
     if token:
         sys.stderr.write("shipyard: warning: --token is visible to every local user (ps, "
                          "/proc); use --token-file or SHIPYARD_FARM_TOKEN\n")
-    return str(settings(ctx, farm__token=token).get("farm.token") or "").strip()
+    return settings(ctx, farm__token=token).farm.token.strip()
 
 
 # ---------------------------------------------------------------------------------------
@@ -134,11 +134,11 @@ def serve(
     start_logging(log_level, log_format)
     effective = settings(ctx, farm__bind=bind, farm__db=db)
 
-    register_secret(str(effective.get("smtp.password") or ""))
+    register_secret(effective.smtp.password)
     if socket_fd is not None:
         sock, address = server.adopt(socket_fd)
     else:
-        sock, address = server.listen(str(effective.get("farm.bind")))
+        sock, address = server.listen(effective.farm.bind)
     url = default_db_url(effective)
     app = server.create_app(effective, url, repo, bind=address, publish=not no_publish)
     instance = app.state.coordinator.instance
@@ -146,7 +146,7 @@ def serve(
                      f"(instance {instance}, database {url_password_masked(url)}"
                      + (f", repository {repo.absolute()}" if repo else "") + ")\n")
     sys.stdout.flush()
-    trusted = [str(p) for p in effective.get("farm.trusted_proxies") or []]
+    trusted = [str(p) for p in effective.farm.trusted_proxies]
     server.serve(app, sock, access_log=access_log, trusted_proxies=trusted)
 
 
@@ -201,9 +201,9 @@ def worker(
     register_secret(secret)
     check_git()
     sandbox = Sandbox(
-        None if no_sandbox else find_bwrap(str(effective.get("farm.bwrap") or "")),
-        time_limit=int(effective.get("farm.build_time_limit")),
-        memory_limit=int(effective.get("farm.build_memory_limit")),
+        None if no_sandbox else find_bwrap(effective.farm.bwrap),
+        time_limit=effective.farm.build_time_limit,
+        memory_limit=effective.farm.build_memory_limit,
         # The configuration may hold farm.token: a build must not read it.
         hide=(effective.config_dir.absolute(),
               *((effective.config_file.absolute(),) if effective.config_file else ()),

@@ -29,13 +29,13 @@ def _client(ctx: typer.Context, url: str | None, token: str | None) -> Any:
     from shipyard.node.client import FleetClient
 
     effective = settings(ctx, farm__token=token)
-    secret = str(effective.get("farm.token") or "").strip()
+    secret = effective.farm.token.strip()
     if not secret:
         raise UsageError("fleet commands need an admin token: --token or farm.token "
                          "(SHIPYARD_FARM_TOKEN)")
     if not url:
-        url = str(effective.get("farm.url") or "").strip() or \
-            "http://" + str(effective.get("farm.bind"))
+        url = effective.farm.url.strip() or \
+            "http://" + effective.farm.bind
     return FleetClient(url, secret)
 
 

@@ -42,6 +42,10 @@ def _human(size: int) -> str:
     return f"{size} B"
 
 
+
+def _print_line(line: str) -> None:
+    sys.stdout.write(line + "\n")
+
 @app.command("pack")
 def pack(
     ctx: typer.Context,
@@ -80,7 +84,7 @@ def install(
 
     effective = settings(ctx, repo__channel=channel, repo__url=repo_url,
                          repo__trust="unsigned" if allow_unsigned else None)
-    echo = None if as_json else (lambda line: sys.stdout.write(line + "\n"))
+    echo = None if as_json else _print_line
     results = do_install(effective, target, unsigned=unsigned, progress=show_progress(),
                          echo=echo)
     if as_json:

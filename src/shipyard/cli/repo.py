@@ -7,6 +7,7 @@ defaults to the ``repo.dir`` setting; ``--db`` overrides the database ``repo.ini
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import typer
 
@@ -22,7 +23,7 @@ DB_OPT = typer.Option(None, "--db", help="Database URL (default: what repo.ini s
 JSON_OPT = typer.Option(False, "--json", help="Print JSON.")
 
 
-def _repo_dir(ctx: typer.Context, repo: str | None):  # type: ignore[no-untyped-def]
+def _repo_dir(ctx: typer.Context, repo: str | None) -> Path:
     from shipyard.repo.layout import resolve_repo_dir
 
     if repo is not None:
@@ -48,10 +49,10 @@ def init(
     current = settings(ctx, repo__db=db)
     channels = parse_channel_specs(channel) if channel else dict(DEFAULT_CHANNELS)
     init_repository(
-        directory, channels, signing_key=current.path("repo.signing_key"),
-        db_url=current.get("repo.db") or "",
-        keep_generations=int(current.get("repo.keep_generations")),
-        valid_days=int(current.get("repo.valid_days")), default_channel=default_channel,
+        directory, channels, signing_key=current.repo.signing_key,
+        db_url=current.repo.db or "",
+        keep_generations=current.repo.keep_generations,
+        valid_days=current.repo.valid_days, default_channel=default_channel,
     )
     from pathlib import Path
 

@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from shipyard.cli.common import existing, print_json, print_table, settings
 from shipyard.cli.svc_all import run_all
 from shipyard.cli.svc_all import warn as _warn
+
+if TYPE_CHECKING:
+    from shipyard.coords import ServiceCoord
+    from shipyard.svc.control import Context, Outcome
 
 app = typer.Typer(
     help="Service instances: register, start and stop, boot order, logs, init integration.",
@@ -23,13 +28,13 @@ app = typer.Typer(
 JSON = typer.Option(False, "--json", help="Print JSON.")
 
 
-def _coord(text: str):
+def _coord(text: str) -> ServiceCoord:
     from shipyard.coords import ServiceCoord
 
     return ServiceCoord.parse(text)
 
 
-def _context(ctx: typer.Context):
+def _context(ctx: typer.Context) -> Context:
     from shipyard.svc.control import Context
 
     return Context(settings(ctx))
@@ -87,7 +92,7 @@ def unregister_cmd(
     _warn(change.warnings)
 
 
-def _print_outcome(outcome, json_: bool) -> None:
+def _print_outcome(outcome: Outcome, json_: bool) -> None:
     if json_:
         print_json(outcome.to_dict())
     else:

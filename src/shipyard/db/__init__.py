@@ -12,11 +12,18 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import sessionmaker
 
 from shipyard.errors import ConfigError
+
+if TYPE_CHECKING:
+    import sqlite3
+
+    import psycopg
+    from sqlalchemy.pool import ConnectionPoolEntry
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 _upgraded: set[str] = set()
@@ -41,7 +48,7 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30})
 
         @event.listens_for(engine, "connect")
-        def _pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+        def _pragmas(dbapi_conn: sqlite3.Connection, _record: object) -> None:
             cursor = dbapi_conn.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
@@ -74,11 +81,12 @@ def postgres_engine(url: str, *, idle_ping: float = IDLE_PING_SECONDS, **pool: i
     engine = create_engine(url, **pool)
 
     @event.listens_for(engine, "checkin")
-    def _returned(_dbapi_conn, record):  # type: ignore[no-untyped-def]
+    def _returned(_dbapi_conn: object, record: ConnectionPoolEntry) -> None:
         record.info["returned_at"] = time.monotonic()
 
     @event.listens_for(engine, "checkout")
-    def _check(dbapi_conn, record, _proxy):  # type: ignore[no-untyped-def]
+    def _check(dbapi_conn: psycopg.Connection[Any], record: ConnectionPoolEntry,
+               _proxy: object) -> None:
         returned = record.info.get("returned_at")
         if returned is None or time.monotonic() - returned < idle_ping:
             return

@@ -128,6 +128,7 @@ def export_tree(cache: Path, url: str, commit: str, dest: Path, track: Track) ->
             code = proc.wait()
         finally:
             with contextlib.suppress(Exception):
+                # Popen ran with stdout and stderr piped, so both are set.
                 proc.stdout.close()  # type: ignore[union-attr]
                 proc.stderr.close()  # type: ignore[union-attr]
             track(None)

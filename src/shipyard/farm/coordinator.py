@@ -56,7 +56,7 @@ class Coordinator:
         # same address (the demo's readiness check compares it).
         self.instance = secrets.token_hex(8)
         self.smtp = mailer.SmtpConfig.from_settings(settings)
-        self.poll_seconds = max(0.05, float(settings.get("farm.poll_seconds")))
+        self.poll_seconds = max(0.05, settings.farm.poll_seconds)
         self.started = time.monotonic()
         self.loop: asyncio.AbstractEventLoop | None = None
         self._queue_event: asyncio.Event | None = None
@@ -117,7 +117,7 @@ class Coordinator:
             if row is None or row.revoked_at is not None:
                 self._tokens.pop(digest, None)
                 return None
-            info = TokenInfo(row.id, row.name, row.role, aware(row.created_at),  # type: ignore[arg-type]
+            info = TokenInfo(row.id, row.name, row.role, aware(row.created_at),
                              None, aware(row.last_used_at))
         last = info.last_used_at
         if last is None or utcnow() - last > timedelta(minutes=1):

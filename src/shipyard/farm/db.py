@@ -14,6 +14,7 @@ import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Engine, event
 from sqlalchemy.orm import Session
@@ -24,10 +25,13 @@ from shipyard.errors import ShipyardError
 from shipyard.timeutil import aware as aware  # imported from here by the farm
 from shipyard.timeutil import utcnow as utcnow
 
+if TYPE_CHECKING:
+    import sqlite3
+
 
 def default_db_url(settings: Settings) -> str:
     """``farm.db`` or SQLite at ``<state>/farm.sqlite``."""
-    configured = str(settings.get("farm.db") or "").strip()
+    configured = settings.farm.db.strip()
     if configured:
         return configured
     return sqlite_url(Path(settings.state_dir) / "farm.sqlite")
@@ -87,13 +91,13 @@ class FarmDB:
     @staticmethod
     def _sqlite_transactions(engine: Engine) -> None:
         @event.listens_for(engine, "connect")
-        def _autocommit_driver(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+        def _autocommit_driver(dbapi_conn: sqlite3.Connection, _record: object) -> None:
             # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite would BEGIN
             # DEFERRED lazily otherwise).
             dbapi_conn.isolation_level = None
 
         @event.listens_for(engine, "begin")
-        def _begin(conn):  # type: ignore[no-untyped-def]
+        def _begin(conn: Connection) -> None:
             mode = "IMMEDIATE" if conn.get_execution_options().get("farm_write") else "DEFERRED"
             conn.exec_driver_sql(f"BEGIN {mode}")
 

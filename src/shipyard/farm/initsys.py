@@ -144,7 +144,7 @@ def _program_paths(command: list[str]) -> list[Path]:
 def _coordinator_writable(settings: Settings, repo: Path | None) -> list[Path]:
     from shipyard.farm.db import default_db_url
 
-    paths = [Path(settings.path("farm.artifacts")).absolute()]
+    paths = [Path(settings.farm.artifacts).absolute()]
     url = default_db_url(settings)
     if url.startswith("sqlite"):
         # SQLite writes its journal beside the database file.

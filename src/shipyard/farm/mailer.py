@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
+from typing import Any, cast
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import CursorResult, or_, select, update
 
 from shipyard.config import Settings
 from shipyard.db.farm_models import FarmOutbox
@@ -38,12 +39,12 @@ class SmtpConfig:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SmtpConfig:
-        return cls(host=str(settings.get("smtp.host") or "").strip(),
-                   port=int(settings.get("smtp.port")),
-                   sender=str(settings.get("smtp.sender")),
-                   user=str(settings.get("smtp.user") or ""),
-                   password=str(settings.get("smtp.password") or ""),
-                   starttls=bool(settings.get("smtp.starttls")))
+        return cls(host=settings.smtp.host.strip(),
+                   port=settings.smtp.port,
+                   sender=settings.smtp.sender,
+                   user=settings.smtp.user,
+                   password=settings.smtp.password,
+                   starttls=settings.smtp.starttls)
 
     @property
     def enabled(self) -> bool:
@@ -87,12 +88,14 @@ def send_due(db: FarmDB, smtp: SmtpConfig, *, limit: int = 20) -> int:
     for row_id in due:
         now = utcnow()
         with db.write() as session:
-            claimed = session.execute(
+            # An UPDATE yields a CursorResult (with rowcount); execute() is typed for any
+            # statement.
+            claimed = cast(CursorResult[Any], session.execute(
                 update(FarmOutbox)
                 .where(FarmOutbox.id == row_id, FarmOutbox.sent_at.is_(None),
                        or_(FarmOutbox.claimed_until.is_(None), FarmOutbox.claimed_until < now))
                 .values(claimed_until=now + timedelta(seconds=CLAIM_SECONDS))
-                .execution_options(synchronize_session=False)).rowcount
+                .execution_options(synchronize_session=False))).rowcount
             row = session.get(FarmOutbox, row_id) if claimed else None
             message = _message(smtp, row) if row is not None else None
             attempts = row.attempts if row is not None else 0

@@ -117,7 +117,7 @@ def channel_routes(settings: Settings) -> dict[str, str]:
     queues for a channel other than the repository's default (e.g. ``security``, which the
     publisher then publishes first in its fast-track pass)."""
     routes: dict[str, str] = {}
-    for item in settings.get("farm.channels") or []:
+    for item in settings.farm.channels:
         package, sep, channel = str(item).partition("=")
         if not sep or not package.strip() or not channel.strip():
             raise ShipyardError(f"farm.channels: {item!r}: expected group:id=channel")

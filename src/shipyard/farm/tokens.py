@@ -46,7 +46,7 @@ class TokenInfo:
 
 
 def _info(row: FarmToken) -> TokenInfo:
-    return TokenInfo(row.id, row.name, row.role, aware(row.created_at),  # type: ignore[arg-type]
+    return TokenInfo(row.id, row.name, row.role, aware(row.created_at),
                      aware(row.revoked_at), aware(row.last_used_at))
 
 

@@ -130,6 +130,8 @@ class KeepAliveTransport(httpx.BaseTransport):
             if name.lower() == b"transfer-encoding" and value.lower() == b"chunked":
                 chunked = True
             conn.putheader(name, value)
+        # A sync client's request carries a sync stream (iterable); the attribute's type
+        # also allows the async kind.
         chunks = (b"%x\r\n%b\r\n" % (len(chunk), chunk) if chunked else chunk
                   for chunk in request.stream if chunk)  # type: ignore[union-attr]
         conn.endheaders(next(chunks, None))  # a small body goes out with the headers

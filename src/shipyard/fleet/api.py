@@ -41,12 +41,13 @@ class Fleet:
         self.settings = settings
         self.db = db
         self.repo_dir = repo_dir
-        self.lease_seconds = max(0.5, float(settings.get("fleet.lease_seconds")))
+        self.lease_seconds = max(0.5, settings.fleet.lease_seconds)
         self.hub = Hub(db, lease_seconds=self.lease_seconds,
-                       poll_seconds=max(0.05, float(settings.get("fleet.poll_seconds"))))
+                       poll_seconds=max(0.05, settings.fleet.poll_seconds))
         try:  # the links work (which interfaces a package announces or accepts)
             from shipyard.fleet import links as _links
         except ImportError:
+            # (a build without the links work: the module is then absent)
             _links = None  # type: ignore[assignment]
         if _links is not None and hasattr(_links, "configure"):
             _links.configure(settings, repo_dir)

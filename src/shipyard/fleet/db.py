@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Engine, event
 
 from shipyard.config import url_password_masked
 from shipyard.db import make_engine, normalise_url, postgres_engine, upgrade
 from shipyard.errors import ShipyardError
+
+if TYPE_CHECKING:
+    import sqlite3
 
 
 class FleetDB:
@@ -38,11 +42,11 @@ class FleetDB:
         self.dialect = self.engine.dialect.name
         if self.dialect == "sqlite":
             @event.listens_for(self.engine, "connect")
-            def _autocommit_driver(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+            def _autocommit_driver(dbapi_conn: sqlite3.Connection, _record: object) -> None:
                 dbapi_conn.isolation_level = None
 
             @event.listens_for(self.engine, "begin")
-            def _begin(conn):  # type: ignore[no-untyped-def]
+            def _begin(conn: Connection) -> None:
                 write = conn.get_execution_options().get("fleet_write")
                 conn.exec_driver_sql(f"BEGIN {'IMMEDIATE' if write else 'DEFERRED'}")
 

@@ -62,7 +62,7 @@ class ManifestSource:
 
     def __init__(self, settings: Settings, repo_dir: Path | None) -> None:
         self.settings = settings
-        if not str(settings.get("repo.url") or "").strip() and repo_dir is not None:
+        if not settings.repo.url.strip() and repo_dir is not None:
             self.settings = settings.with_overrides(
                 {"repo.url": repo_dir.absolute().as_uri()}, source="coordinator")
         self.cache: dict[str, Interfaces] = {}
@@ -84,7 +84,7 @@ class ManifestSource:
         from shipyard.pkg.install import repository_client
         from shipyard.pkg.resolve import pick
 
-        if not str(self.settings.get("repo.url") or "").strip():
+        if not self.settings.repo.url.strip():
             return Interfaces(problem="the coordinator has no repository (repo.url)")
         scratch = Path(tempfile.mkdtemp(prefix="shipyard-links-"))
         try:

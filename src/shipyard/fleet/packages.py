@@ -18,7 +18,7 @@ def check_in_repository(settings: Settings, repo_dir: Path | None, coord: Packag
     from shipyard.pkg.install import repository_client
     from shipyard.pkg.resolve import pick
 
-    if not str(settings.get("repo.url") or "").strip():
+    if not settings.repo.url.strip():
         if repo_dir is None:
             raise FleetError("the coordinator has no repository to check packages against "
                              "(set repo.url, or serve with --repo)")

@@ -62,7 +62,7 @@ SOURCE_HOST = "getfqdn"
 
 def configured_fqdn(settings: Settings) -> str:
     """``link.fqdn`` as set (normalised), or "" when unset: no name lookup."""
-    return str(settings.get("link.fqdn") or "").strip().lower().rstrip(".")
+    return settings.link.fqdn.strip().lower().rstrip(".")
 
 
 def host_fqdn(settings: Settings) -> str:

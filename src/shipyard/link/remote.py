@@ -118,7 +118,7 @@ def announce(settings: Settings, instance: Instance, spec: LinkAnnounce,
     run = adapters.run_adapter([str(adapter), *adapters.ANNOUNCE_FLAGS],
                                env=adapters.adapter_env(instance_env(instance, **extra), run_as),
                                cwd=instance.package_dir, run_as=run_as,
-                               timeout=float(settings.get("link.adapter_timeout")),
+                               timeout=settings.link.adapter_timeout,
                                running=running)
     if not run.ok:
         return adapters.describe_failure("announce", run)
@@ -152,7 +152,7 @@ def accept(settings: Settings, instance: Instance, spec: LinkAccept, announcer: 
                                 password_argv=spec.password_via == "argv")
     run = adapters.run_adapter(argv, env=adapters.adapter_env(env, run_as),
                                cwd=instance.package_dir, run_as=run_as,
-                               timeout=float(settings.get("link.adapter_timeout")),
+                               timeout=settings.link.adapter_timeout,
                                running=running)
     if run.ok:
         if spec.on_change != "none" and not adapters.reports_unchanged(run.stdout):

@@ -73,7 +73,7 @@ class Agent:
         self.wait = wait
         self.heartbeat_seconds = heartbeat or float(
             self._stored("heartbeat_seconds") or 10.0)
-        source = str(settings.get("node.source_address") or "").strip() or None
+        source = settings.node.source_address.strip() or None
         self.client = FleetClient(self.identity.coordinator, self.identity.credential,
                                   local_address=source)
         self.tracker = execute.Tracker()
@@ -82,7 +82,7 @@ class Agent:
         self.applied = 0
         self.stop = threading.Event()
         self.busy = threading.Lock()
-        self.backoff = Backoff(float(settings.get("node.backoff_max")))
+        self.backoff = Backoff(settings.node.backoff_max)
         self._away = False
 
     def _stored(self, key: str) -> Any:
@@ -206,7 +206,7 @@ def _links_hook() -> Callable[..., Any] | None:
     """The links work's per-document step (``shipyard.node.agent_links.converge``), once
     it exists."""
     try:
-        from shipyard.node import agent_links  # type: ignore[attr-defined]
+        from shipyard.node import agent_links
     except ImportError:
         return None
     return getattr(agent_links, "converge", None)

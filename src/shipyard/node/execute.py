@@ -65,7 +65,7 @@ def run_action(settings: Settings, action: Action) -> str:
         return register(settings, action.service, action.package, boot_flag=action.boot,
                         params=list(action.params)).message
     if action.kind == "upgrade":
-        from shipyard.svc.upgrade import upgrade
+        from shipyard.node.upgrades import upgrade
 
         return upgrade(settings, action.service, to=action.package).message
     coordinate = ServiceCoord.parse(action.service)

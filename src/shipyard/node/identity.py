@@ -36,7 +36,7 @@ from shipyard.fsutil import atomic_write
 
 
 def node_dir(settings: Settings) -> Path:
-    return settings.path("paths.state") / "node"
+    return settings.paths.state / "node"
 
 
 @dataclass

@@ -16,6 +16,7 @@ from pathlib import Path
 from shipyard.config import Settings
 from shipyard.svc.initsys import (
     UnitFile,
+    env_lines,
     exec_words,
     shipyard_command,
     systemd_quote,
@@ -25,10 +26,10 @@ from shipyard.svc.initsys import (
 
 def agent_unit(settings: Settings, command: list[str] | None = None) -> UnitFile:
     command = command or shipyard_command()
-    env = "".join(f'Environment="{k}={v}"\n' for k, v in sorted(unit_environment(settings).items()))
-    roots = sorted({str(Path(os.path.abspath(settings.path(key)))) for key in (
-        "paths.config", "paths.software", "paths.runtime", "paths.state",
-        "paths.run")})
+    env = env_lines(unit_environment(settings))
+    paths = settings.paths
+    roots = sorted({str(Path(os.path.abspath(root))) for root in (
+        paths.config, paths.software, paths.runtime, paths.state, paths.run)})
     writable = " ".join(systemd_quote(f"-{root}") for root in roots)
     text = f"""\
 # Written by `shipyard node init-system`.

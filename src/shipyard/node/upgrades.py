@@ -110,7 +110,7 @@ def resolve_target(settings: Settings, current: PackageCoord, to: str | None,
     from shipyard.pkg.install import repository_client
     from shipyard.pkg.resolve import pick
 
-    if not settings.get("repo.url"):
+    if not settings.repo.url:
         raise ShipyardError("--latest needs a repository: set repo.url (or give --to)")
     client = repository_client(settings)
     assert isinstance(client, RepositoryClient)

@@ -19,25 +19,38 @@ import hashlib
 import os
 import struct
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 HEADER = struct.Struct("<cIIQ")
 FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-def _read(stream, size):
+class _Large:
+    """A large file being written in ``W`` frames between its ``S`` and ``C``."""
+
+    __slots__ = ("digest", "fd", "rel", "size")
+
+    def __init__(self, rel: str, fd: int) -> None:
+        self.rel, self.fd, self.digest, self.size = rel, fd, hashlib.sha256(), 0
+
+
+def _read(stream: "BinaryIO", size: int) -> bytes:
     data = stream.read(size)
     if len(data) != size:
         raise EOFError("input ended early")
     return data
 
 
-def _write_all(fd, data):
+def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
 
 
-def _target(base, raw):
+def _target(base: str, raw: bytes) -> tuple[str, str]:
     rel = raw.decode("utf-8")
     parts = rel.split("/")
     if not rel or rel.startswith("/") or ".." in parts or "" in parts:
@@ -45,7 +58,7 @@ def _target(base, raw):
     return rel, os.path.join(base, rel)
 
 
-def _die_with_parent(parent):
+def _die_with_parent(parent: int) -> None:
     """SIGKILL this process when the parent dies (Linux), so a killed install never leaves
     a writer behind that races the next command's sweep of the staging dir."""
     try:
@@ -58,12 +71,12 @@ def _die_with_parent(parent):
         sys.exit(3)
 
 
-def main():
+def main() -> None:
     base, parent = sys.argv[1], int(sys.argv[2])
     _die_with_parent(parent)
     stream = sys.stdin.buffer
     out = []
-    current = None  # (rel, fd, digest, size) of an open large file
+    current: _Large | None = None  # the large file being written
     rel = ""
     try:
         while True:
@@ -71,16 +84,18 @@ def main():
             raw_path = _read(stream, path_len)
             if kind == b"E":
                 break
-            if kind == b"W":
-                data = _read(stream, data_len)
-                current[2].update(data)
-                _write_all(current[1], data)
-                current[3] += len(data)
-                continue
-            if kind == b"C":
-                os.close(current[1])
-                out.append(f"{current[0]}\t{current[2].hexdigest()}\t{current[3]}\n")
-                current = None
+            if kind in (b"W", b"C"):
+                if current is None:
+                    raise ValueError(f"frame {kind!r} without a large file started")
+                if kind == b"W":
+                    data = _read(stream, data_len)
+                    current.digest.update(data)
+                    _write_all(current.fd, data)
+                    current.size += len(data)
+                else:
+                    os.close(current.fd)
+                    out.append(f"{current.rel}\t{current.digest.hexdigest()}\t{current.size}\n")
+                    current = None
                 continue
             rel, target = _target(base, raw_path)
             if kind == b"D":
@@ -94,7 +109,7 @@ def main():
                     os.close(fd)
                 out.append(f"{rel}\t{hashlib.sha256(data).hexdigest()}\t{len(data)}\n")
             elif kind == b"S":
-                current = [rel, os.open(target, FLAGS, mode), hashlib.sha256(), 0]
+                current = _Large(rel, os.open(target, FLAGS, mode))
             else:
                 raise ValueError(f"unknown frame {kind!r}")
     except (OSError, ValueError, EOFError, UnicodeDecodeError) as exc:

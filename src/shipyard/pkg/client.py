@@ -321,8 +321,8 @@ class _Opener:
             except OSError as exc:
                 raise ShipyardError(f"{where}: cannot read: {exc.strerror}") from None
             self._closer = handle.close
-            length = os.fstat(handle.fileno()).st_size
-            return iter(lambda: handle.read(CHUNK), b""), length
+            size = os.fstat(handle.fileno()).st_size
+            return iter(lambda: handle.read(CHUNK), b""), size
         import httpx
 
         try:

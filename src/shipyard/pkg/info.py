@@ -28,7 +28,7 @@ def describe(settings: Settings, target: str) -> dict[str, Any]:
         records = store.installed_versions(settings, coord.group, coord.id)
     if records:
         record = records[-1]
-        data = {"coordinate": str(record.coord), "status": "installed"}
+        data: dict[str, Any] = {"coordinate": str(record.coord), "status": "installed"}
         data.update(record.summary_dict())
         data["coordinate"] = str(record.coord)
         if len(records) > 1:

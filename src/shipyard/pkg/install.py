@@ -89,12 +89,12 @@ def repository_client(settings: Settings) -> RepositoryClient:
     from shipyard.formats.signing import load_public_keys
     from shipyard.pkg.client import RepositoryClient
 
-    url = str(settings.get("repo.url") or "")
-    keys = load_public_keys(list(settings.get("repo.key") or []))
-    trust = str(settings.get("repo.trust"))
+    url = settings.repo.url
+    keys = load_public_keys(list(settings.repo.key))
+    trust = settings.repo.trust
     if trust not in ("signed", "unsigned"):
         raise ConfigError(f"repo.trust = {trust!r}: expected signed or unsigned")
-    return RepositoryClient(url, keys=keys, channel=str(settings.get("repo.channel")),
+    return RepositoryClient(url, keys=keys, channel=settings.repo.channel,
                             state_dir=store.state_dir(settings),
                             allow_unsigned=trust == "unsigned")
 
@@ -174,7 +174,7 @@ def _install_local(settings: Settings, archive: Path, *, unsigned: bool, progres
                    say: Echo) -> list[InstallResult]:
     if not archive.is_file():
         raise UsageError(f"{archive}: no such archive file")
-    if settings.get("repo.key") and not unsigned:
+    if settings.repo.key and not unsigned:
         raise ShipyardError(f"{archive}: a local archive carries no repository signature and "
                             "repo.key is configured; pass --unsigned to install it anyway")
     limits = Limits.from_settings(settings)
@@ -218,7 +218,7 @@ def _local_requirements(settings: Settings, manifest: Manifest, *, progress: boo
                                                                                       r.id))]
     if not missing:
         return []
-    if not settings.get("repo.url"):
+    if not settings.repo.url:
         choose(None, missing[0], lookup, [], needed_by=manifest.coord)
     client = repository_client(settings)
     results: list[InstallResult] = []

@@ -22,6 +22,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import gzip
+import io
 import os
 import re
 import shutil
@@ -32,7 +33,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
 from shipyard.errors import ShipyardError
 from shipyard.formats.archive import COMPRESSIONS, RESERVED_DIR, check_name_size
@@ -58,6 +59,13 @@ class BuildCall:
 
 
 BuildVars = dict[str, str]
+
+
+class LineLog(Protocol):
+    """Where build output goes line by line: a text file, or the farm worker's build log."""
+
+    def write(self, text: str, /) -> object: ...
+    def flush(self) -> None: ...
 # (manifest, source directory, destdir, the build variables) -> the call to make
 Runner = Callable[[Manifest, Path, Path, BuildVars], BuildCall]
 
@@ -87,7 +95,7 @@ def pack_directory(
     out_dir: str | os.PathLike[str],
     *,
     compression: str = "gz",
-    log: IO[str] | None = None,
+    log: LineLog | None = None,
     durable: bool = True,
     manifest: Manifest | None = None,
     runner: Runner = local_runner,
@@ -137,7 +145,7 @@ def pack_directory(
     return target
 
 
-def _run_build(manifest: Manifest, call: BuildCall, log: IO[str] | None) -> None:
+def _run_build(manifest: Manifest, call: BuildCall, log: LineLog | None) -> None:
     tail: collections.deque[str] = collections.deque(maxlen=200)
     try:
         proc = subprocess.Popen(
@@ -282,7 +290,8 @@ def _write_archive(root: Path, manifest: Manifest, target: Path, compression: st
                 _write_tar(stream, entries, mtime)
 
 
-def _write_tar(stream: IO[bytes], entries: list[tuple[str, Path, bool]], mtime: int) -> None:
+def _write_tar(stream: IO[bytes] | io.BufferedIOBase, entries: list[tuple[str, Path, bool]],
+               mtime: int) -> None:
     with tarfile.open(fileobj=stream, mode="w|", format=tarfile.PAX_FORMAT) as tar:
         for rel, path, is_dir in entries:
             info = tarfile.TarInfo(rel)

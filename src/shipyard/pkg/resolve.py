@@ -11,10 +11,14 @@ installed.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from shipyard.coords import PackageCoord, Requirement, newest
 from shipyard.errors import ShipyardError
 from shipyard.formats.index import ChannelIndex, PackageEntry
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsAllComparisons
 
 InstalledLookup = Callable[[str, str], list[str]]
 
@@ -36,7 +40,7 @@ def pick(index: ChannelIndex, coord: PackageCoord) -> PackageEntry:
     return entry
 
 
-def _key(version: str) -> object:
+def _key(version: str) -> SupportsAllComparisons:
     from shipyard.coords import version_key
 
     return version_key(version)

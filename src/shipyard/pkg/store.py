@@ -156,7 +156,7 @@ def install_lock(settings: Settings) -> Iterator[list[str]]:
 
     Yields the sweep's warnings (leftovers it could not remove), for the caller to show.
     """
-    timeout = float(settings.get("pkg.lock_timeout"))
+    timeout = settings.pkg.lock_timeout
     with file_lock(lock_path(settings), timeout=timeout, what="the package install lock"):
         _removed, problems = sweep(settings)
         yield problems

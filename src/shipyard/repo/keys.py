@@ -30,7 +30,7 @@ def signing_key_path(settings: Settings, repo_dir: Path | None) -> Path:
         config = RepoConfig.load(repo_dir / CONFIG_NAME)
         if config.signing_key is not None:
             return config.signing_key
-    return settings.path("repo.signing_key")
+    return settings.repo.signing_key
 
 
 def keygen(path: str | os.PathLike[str], *, force: bool = False, comment: str = ""

@@ -317,4 +317,4 @@ def init_repository(repo_dir: str | os.PathLike[str], channels: dict[str, int] |
 
 
 def resolve_repo_dir(settings: Settings, repo_dir: str | os.PathLike[str] | None) -> Path:
-    return Path(repo_dir).expanduser().absolute() if repo_dir else settings.path("repo.dir")
+    return Path(repo_dir).expanduser().absolute() if repo_dir else settings.repo.dir

@@ -51,9 +51,9 @@ def validate_archive(settings: Settings | None, path: Path) -> Manifest:
 
     if settings is None:
         return inspect_archive(path)
-    return inspect_archive(path, max_members=int(settings.get("pkg.max_members")),
-                           max_bytes=int(settings.get("pkg.max_bytes")),
-                           max_ratio=int(settings.get("pkg.max_ratio")))
+    return inspect_archive(path, max_members=settings.pkg.max_members,
+                           max_bytes=settings.pkg.max_bytes,
+                           max_ratio=settings.pkg.max_ratio)
 
 
 def upload(settings: Settings | None, repo_dir: str | os.PathLike[str],
@@ -125,7 +125,7 @@ def queued(repo: Repository) -> list[QueuedUpload]:
         except (OSError, ValueError):
             meta = {}
         archive = archives[0] if len(archives) == 1 else path / "(no single archive)"
-        channel = meta.get("channel") if isinstance(meta.get("channel"), str) else None
-        sha = meta.get("sha256") if isinstance(meta.get("sha256"), str) else None
-        items.append(QueuedUpload(path, archive, channel, sha))  # type: ignore[arg-type]
+        channel = found if isinstance(found := meta.get("channel"), str) else None
+        sha = found if isinstance(found := meta.get("sha256"), str) else None
+        items.append(QueuedUpload(path, archive, channel, sha))
     return items

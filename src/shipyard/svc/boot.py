@@ -75,7 +75,7 @@ def check_cycles(graph: dict[str, set[str]], what: str) -> None:
 
 
 def _workers(ctx: Context) -> int:
-    return max(1, int(ctx.settings.get("svc.boot_workers")))
+    return max(1, ctx.settings.svc.boot_workers)
 
 
 def _has_stop_script(ctx: Context, registration: Registration) -> bool:
@@ -117,6 +117,6 @@ def shutdown(ctx: Context, on_result: Callable[[order.Result], None] | None = No
         order.reverse(graph),
         lambda name: begin_stop(ctx, by_name[name].coordinate, registration=by_name[name]),
         workers=workers, on_result=on_result)
-    done = [results[name] for name in sorted(results)
-            if not (results[name].outcome and results[name].outcome.action == "not-running")]
+    done = [r for r in (results[name] for name in sorted(results))
+            if not (r.outcome and r.outcome.action == "not-running")]
     return Summary("shutdown", done, warnings)

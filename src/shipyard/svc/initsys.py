@@ -74,9 +74,9 @@ def env_lines(env: dict[str, str]) -> str:
 
 
 def pid_file_template(settings: Settings) -> str:
-    layout = str(settings.get("svc.layout")).strip().lower()
+    layout = settings.svc.layout.strip().lower()
     if layout == "fhs":
-        root = Path(os.path.abspath(settings.path("svc.fhs_root")))
+        root = Path(os.path.abspath(settings.svc.fhs_root))
         return str(root / FHS_PLACES["run"] / "%i" / PID_FILE)
     return str(Path(os.path.abspath(settings.runtime_root)) / "%i" / "run" / PID_FILE)
 
@@ -111,9 +111,9 @@ RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK
 def systemd_units(settings: Settings, command: list[str] | None = None) -> list[UnitFile]:
     command = command or shipyard_command()
     env = env_lines(unit_environment(settings))
-    start_timeout = float(settings.get("svc.start_timeout"))
-    stop_timeout = float(settings.get("svc.stop_timeout"))
-    instance_start = int(start_timeout + float(settings.get("svc.start_grace")) + 30)
+    start_timeout = settings.svc.start_timeout
+    stop_timeout = settings.svc.stop_timeout
+    instance_start = int(start_timeout + settings.svc.start_grace + 30)
     instance_stop = int(stop_timeout + 30)
     boot_unit = f"""\
 # Written by `shipyard svc init-system --systemd`.

@@ -49,7 +49,7 @@ def registry_lock(settings: Settings) -> Iterator[None]:
 
 def sweep_temporaries(settings: Settings) -> list[str]:
     """Remove temporary files of writes that a crash interrupted (call under the lock)."""
-    removed = []
+    removed: list[str] = []
     try:
         entries = list(os.scandir(registry.registry_dir(settings)))
     except OSError:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import configparser
 import re
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -91,8 +92,11 @@ def parse_registration(path: Path) -> Registration:
     try:
         with open(path, encoding="utf-8") as handle:
             text = handle.read()
-        section = _canonical_fields(text)
-        if section is None:
+        fields = _canonical_fields(text)
+        section: Mapping[str, str]
+        if fields is not None:
+            section = fields
+        else:
             parser = configparser.ConfigParser(interpolation=None)
             parser.read_string(text, source=str(path))
             section = parser[SECTION]

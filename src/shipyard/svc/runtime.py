@@ -83,10 +83,10 @@ class Runtime:
 
 
 def runtime_for(settings: Settings, coordinate: ServiceCoord) -> Runtime:
-    layout = str(settings.get("svc.layout")).strip().lower()
+    layout = settings.svc.layout.strip().lower()
     if layout not in ("flat", "fhs"):
         raise ConfigError(f"svc.layout must be 'flat' or 'fhs', got {layout!r}")
-    fhs_root = Path(os.path.abspath(settings.path("svc.fhs_root")))
+    fhs_root = Path(os.path.abspath(settings.svc.fhs_root))
     return Runtime(coordinate, coordinate.runtime_path(settings.runtime_root), layout, fhs_root)
 
 

@@ -143,7 +143,7 @@ def choose(settings: Settings, requested: str | None, manifest_user: str | None,
         return me
     if requested is not None:
         return validate_name(requested, "--user: ")
-    name = manifest_user or str(settings.get("svc.user")) or "shipyard"
+    name = manifest_user or settings.svc.user or "shipyard"
     validate_name(name, "service user: ")
     existing = lookup(name)
     if name == "root" or (existing is not None and existing.uid == 0):

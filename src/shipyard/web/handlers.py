@@ -12,7 +12,7 @@ import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 from fastapi import Request
@@ -28,6 +28,8 @@ from shipyard.farm.errors import FarmError
 from shipyard.web import format as fmt
 from shipyard.web.sessions import FLASH_COOKIE, SESSION_COOKIE, Signer, load_secret, session_user
 from shipyard.web.users import User
+
+R = TypeVar("R", bound=Response)
 
 HERE = Path(__file__).parent
 MAX_FORM_BYTES = 64 << 10
@@ -92,10 +94,10 @@ def get_web(request: Request) -> Web:
                               trim_blocks=True, lstrip_blocks=True)
             fmt.install_filters(env)
             web = Web(coordinator, Signer(load_secret(coordinator.db)), env,
-                      session_hours=float(settings.get("web.session_hours")),
-                      signin_limit=max(1, int(settings.get("web.signin_attempts"))),
-                      signin_window=float(settings.get("web.signin_window")),
-                      stale_days=float(settings.get("web.stale_days")),
+                      session_hours=settings.web.session_hours,
+                      signin_limit=max(1, settings.web.signin_attempts),
+                      signin_window=settings.web.signin_window,
+                      stale_days=settings.web.stale_days,
                       secure=split.scheme == "https",
                       origins=frozenset({f"{split.scheme}://{split.netloc}"}
                                         if split.netloc else set()))
@@ -116,6 +118,13 @@ class Visitor:
     def name(self) -> str | None:
         return self.user.name if self.user else None
 
+    @property
+    def actor(self) -> str:
+        """Who acts: :func:`action` runs a handler only for a signed-in visitor."""
+        if self.user is None:
+            raise PageError(403, "Sign in to do this.")
+        return self.user.name
+
 
 def visitor_of(web: Web, request: Request) -> Visitor:
     sid = web.signer.unsign("session", request.cookies.get(SESSION_COOKIE))
@@ -125,7 +134,7 @@ def visitor_of(web: Web, request: Request) -> Visitor:
     return Visitor(user, sid if user else None)
 
 
-def secure_headers(response: Response) -> Response:
+def secure_headers(response: R) -> R:
     response.headers["Content-Security-Policy"] = CSP
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "same-origin"
@@ -188,6 +197,7 @@ def page(fn: Callable[..., Response]) -> Callable[..., Response]:
     # FastAPI reads the parameters from the signature; hide the two we inject.
     signature = inspect.signature(fn)
     params = [p for name, p in signature.parameters.items() if name not in ("web", "visitor")]
+    # A function object declares no __signature__, but inspect (and so FastAPI) reads it.
     wrapper.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
     return wrapper
 
@@ -222,6 +232,7 @@ def action(fn: Callable[..., Awaitable[Response]]) -> Callable[..., Awaitable[Re
     signature = inspect.signature(fn)
     params = [p for name, p in signature.parameters.items()
               if name not in ("web", "visitor", "form")]
+    # A function object declares no __signature__, but inspect (and so FastAPI) reads it.
     wrapper.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
     return wrapper
 

@@ -160,7 +160,7 @@ def router() -> APIRouter:
     async def abort(request: Request, web: Web, visitor: Visitor, form: dict[str, str],
                     build_id: BuildId) -> Response:
         view = await run_in_threadpool(service.abort, web.db, web.cfg, build_id,
-                                       visitor.name)
+                                       visitor.actor)
         if view["state"] == "cancelled":
             message = f"Build {build_id} was cancelled before it started."
         else:
@@ -173,7 +173,7 @@ def router() -> APIRouter:
     async def requeue(request: Request, web: Web, visitor: Visitor, form: dict[str, str],
                       build_id: BuildId) -> Response:
         view = await run_in_threadpool(service.requeue, web.db, web.cfg, build_id,
-                                       visitor.name)
+                                       visitor.actor)
         web.coordinator.wake_claims()
         return redirect(web, f"/builds/{view['id']}",
                         f"Build {view['id']} queued: {view['package']} at the commit of "
@@ -201,7 +201,7 @@ def router() -> APIRouter:
     async def force(request: Request, web: Web, visitor: Visitor, form: dict[str, str],
                     name: str) -> Response:
         view, created, note = await run_in_threadpool(
-            service.request_package_build, web.db, web.cfg, name, None, True, visitor.name)
+            service.request_package_build, web.db, web.cfg, name, None, True, visitor.actor)
         if created and view["state"] == "queued":
             web.coordinator.wake_claims()
         message = (f"Build {view['id']} queued: {name} {view.get('version') or ''}".rstrip()
@@ -301,7 +301,7 @@ def router() -> APIRouter:
                                        web.signin_window)
         if wait > 0:
             minutes = max(1, round(wait / 60))
-            response = await run_in_threadpool(
+            response: Response = await run_in_threadpool(
                 _signin_page, web, request, anonymous, target, 429,
                 f"Too many failed sign-ins from your address. Try again in about {minutes} "
                 f"minute{'s' if minutes != 1 else ''}.")

@@ -132,7 +132,7 @@ def blocked_for(db: FarmDB, address: str, limit: int, window: float) -> float:
             .where(WebSigninFailure.address == address, WebSigninFailure.at > since)).one()
     if count < limit or oldest is None:
         return 0.0
-    oldest_at: datetime = aware(oldest)  # type: ignore[assignment]
+    oldest_at: datetime = aware(oldest)
     return max(1.0, (oldest_at + timedelta(seconds=window) - now).total_seconds())
 
 

@@ -78,7 +78,7 @@ def parse_period(days: str | None, start: str | None, end: str | None,
     if days in (None, ""):
         return preset(DEFAULT_DAYS, now)
     try:
-        value = int(days)  # type: ignore[arg-type]
+        value = int(days)
     except ValueError:
         raise PeriodError(f"unknown period {days!r}") from None
     if value not in PRESETS:

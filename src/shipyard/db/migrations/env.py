@@ -18,7 +18,10 @@ def run() -> None:
     if connection is None:
         from shipyard.db import make_engine
 
-        engine = make_engine(config.get_main_option("sqlalchemy.url"))
+        url = config.get_main_option("sqlalchemy.url")
+        if url is None:
+            raise RuntimeError("alembic: neither a connection nor sqlalchemy.url was given")
+        engine = make_engine(url)
         with engine.begin() as conn:
             context.configure(connection=conn, target_metadata=Base.metadata,
                               render_as_batch=True)
