@@ -166,7 +166,7 @@ def promote(
 ) -> None:
     """List a package that is in the repository in another channel too."""
     from shipyard.repo.layout import open_repository
-    from shipyard.repo.publish import promote as do_promote
+    from shipyard.repo.channels import promote as do_promote
 
     repository = open_repository(_repo_dir(ctx, repo), db_url=db)
     coord, changed = do_promote(repository, coordinate, to)
@@ -230,7 +230,7 @@ def list_cmd(
 ) -> None:
     """Packages in the current publication (what nodes see), per channel."""
     from shipyard.repo.layout import open_repository
-    from shipyard.repo.publish import read_published
+    from shipyard.repo.channels import read_published
 
     repository = open_repository(_repo_dir(ctx, repo), migrate=False)
     release, indexes = read_published(repository, channel)
