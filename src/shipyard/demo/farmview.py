@@ -98,8 +98,8 @@ def publications(repository: Path) -> list[PublicationRow]:
 
 def published_in(repository: Path, channel: str) -> list[str]:
     """Coordinates the current publication lists in ``channel``."""
-    from shipyard.repo.layout import open_repository
     from shipyard.repo.channels import read_published
+    from shipyard.repo.layout import open_repository
 
     repo = open_repository(repository, migrate=False)
     _release, indexes = read_published(repo, channel)
