@@ -73,6 +73,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("repo.url", "str", "", "repository a node installs from (file://, http://, https://)"),
     Setting("repo.channel", "str", "stable", "channel a node installs from"),
     Setting("repo.key", "list", [], "public key file(s) that must sign the repository"),
+    Setting("repo.trust", "str", "signed",
+            "signed: refuse a repository no repo.key verifies; unsigned: read one without "
+            "verification (warns each time)"),
     Setting("repo.dir", "path", _under("paths.state", "repository"),
             "repository directory this host publishes (repo commands)"),
     Setting("repo.signing_key", "path", _under("paths.state", "keys", "repository.key"),

@@ -40,6 +40,7 @@ from shipyard.manifest.schema import (
     array_of_tables,
     choice,
     coordinate_part,
+    exec_program,
     int_range,
     interface_name,
     nonempty,
@@ -139,6 +140,7 @@ def _service(ctx: Ctx, value: Any) -> ServiceSpec:
         exec_list = str_list(ctx, "service.exec", table["exec"])
         if not exec_list:
             raise ctx.fail("service.exec", "expected a non-empty array")
+        exec_program(ctx, "service.exec[0]", exec_list[0])
         exec_ = tuple(exec_list)
     if (start is None) == (exec_ is None):
         raise ctx.fail("service", "expected exactly one of 'start' or 'exec'")

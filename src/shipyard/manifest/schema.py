@@ -61,6 +61,18 @@ def rel_path(ctx: Ctx, key: str, value: Any) -> str:
     return text
 
 
+def exec_program(ctx: Ctx, key: str, value: Any) -> str:
+    """The program of ``service.exec``: absolute (a system program, ``/bin/sh``), a bare
+    name looked up on ``PATH`` (``redis-server``), or a path inside the package
+    (``bin/{platform}/server``); never one that climbs out of the package with ``..``."""
+    text = nonempty(ctx, key, value)
+    if "\x00" in text or ".." in PurePosixPath(text).parts or text.startswith("~") \
+            or text.strip("/") in ("", "."):
+        raise ctx.fail(key, "expected an absolute program, a program name looked up on PATH, "
+                            f"or a relative path inside the package, got {text!r}")
+    return text
+
+
 def int_range(low: int, high: int) -> Callable[[Ctx, str, Any], int]:
     def check(ctx: Ctx, key: str, value: Any) -> int:
         if not isinstance(value, int) or isinstance(value, bool):

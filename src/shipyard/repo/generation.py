@@ -27,7 +27,7 @@ from shipyard.formats.index import (
     sha256_bytes,
 )
 from shipyard.formats.signing import PrivateKey, sign_detached
-from shipyard.fsutil import fsync_dir
+from shipyard.fsutil import fsync_dir, remove_tree
 from shipyard.repo.layout import Repository
 from shipyard.repo.store import RepoStore
 
@@ -106,7 +106,7 @@ def discard(repo: Repository, generation: Path) -> None:
     trash = repo.generations / f".discard-{generation.name}-{os.getpid()}"
     os.rename(generation, trash)
     fsync_dir(repo.generations)
-    shutil.rmtree(trash, ignore_errors=True)
+    remove_tree(trash, ignore_errors=True)
 
 
 def prune(repo: Repository, keep: int, current: int) -> list[int]:

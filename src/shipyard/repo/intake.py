@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +20,7 @@ from shipyard.config import Settings
 from shipyard.errors import ShipyardError
 from shipyard.formats.archive import compression_of
 from shipyard.formats.index import PackageEntry, pool_path
-from shipyard.fsutil import atomic_write, fsync_dir, sha256_file
+from shipyard.fsutil import atomic_write, fsync_dir, remove_tree, sha256_file
 from shipyard.repo.generation import link_or_copy
 from shipyard.repo.layout import Repository
 from shipyard.repo.store import Key, RepoStore
@@ -98,7 +97,7 @@ class _Intake:
         if new or members:
             self.store.accept(new, members)
         for item in done:
-            shutil.rmtree(item.dir, ignore_errors=True)
+            remove_tree(item.dir, ignore_errors=True)
         if done:
             fsync_dir(self.repo.incoming)
 
@@ -199,6 +198,6 @@ def sweep_staging(repo: Repository) -> None:
     for path in repo.incoming.glob(".tmp-*"):
         try:
             if path.stat().st_mtime < cutoff:
-                shutil.rmtree(path, ignore_errors=True)
+                remove_tree(path, ignore_errors=True)
         except FileNotFoundError:
             pass

@@ -11,10 +11,9 @@ also marks its channels clean: the half-done flip repaired.
 from __future__ import annotations
 
 import os
-import shutil
 
 from shipyard.formats.index import RELEASE_NAME
-from shipyard.fsutil import atomic_symlink
+from shipyard.fsutil import atomic_symlink, remove_tree
 from shipyard.repo.generation import discard
 from shipyard.repo.layout import Repository
 from shipyard.repo.store import RepoStore
@@ -34,7 +33,7 @@ def recover(repo: Repository, store: RepoStore) -> list[str]:
     for name in sorted(os.listdir(repo.generations)):
         path = repo.generations / name
         if name.startswith("."):
-            shutil.rmtree(path, ignore_errors=True)
+            remove_tree(path, ignore_errors=True)
             notes.append(f"removed leftover {name}")
         elif name.isdigit() and (current is None or int(name) > current):
             discard(repo, path)
