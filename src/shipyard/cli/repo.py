@@ -166,8 +166,8 @@ def promote(
     json_: bool = JSON_OPT,
 ) -> None:
     """List a package that is in the repository in another channel too."""
+    from shipyard.repo.channels import promote as do_promote
     from shipyard.repo.layout import open_repository
-    from shipyard.repo.publish import promote as do_promote
 
     repository = open_repository(_repo_dir(ctx, repo), db_url=db)
     coord, changed = do_promote(repository, coordinate, to)
@@ -230,8 +230,8 @@ def list_cmd(
     json_: bool = JSON_OPT,
 ) -> None:
     """Packages in the current publication (what nodes see), per channel."""
+    from shipyard.repo.channels import read_published
     from shipyard.repo.layout import open_repository
-    from shipyard.repo.publish import read_published
 
     repository = open_repository(_repo_dir(ctx, repo), migrate=False)
     release, indexes = read_published(repository, channel)

@@ -111,8 +111,8 @@ def publications(repository: Path) -> list[PublicationRow]:
 
 def published_in(repository: Path, channel: str) -> list[str]:
     """Coordinates the current publication lists in ``channel``."""
+    from shipyard.repo.channels import read_published
     from shipyard.repo.layout import open_repository
-    from shipyard.repo.publish import read_published
 
     repo = open_repository(repository, migrate=False)
     _release, indexes = read_published(repo, channel)

@@ -5,7 +5,8 @@ archive, index and signing formats from :mod:`shipyard.formats`), above ``db``, 
 ``svc``. The farm's publisher and the web pages call it through this face.
 
 Public face: :mod:`.layout` (``init_repository``, ``open_repository``), :mod:`.upload`
-(``upload``, ``queued``), :mod:`.publish` (``publish``, ``promote``, ``read_published``),
-:mod:`.activity` (script activity rows), :mod:`.keys` (``keygen``), :mod:`.store` (the
-repository's database).
+(``upload``, ``queued``), :mod:`.publish` (``publish``: one publisher run, which uses
+:mod:`.recovery`, :mod:`.intake` and :mod:`.generation`), :mod:`.channels` (``promote``,
+``read_published``; also re-exported by :mod:`.publish`), :mod:`.activity` (script
+activity rows), :mod:`.keys` (``keygen``), :mod:`.store` (the repository's database).
 """

@@ -23,15 +23,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import and_, insert, select, update
+from sqlalchemy import Row, Table, and_, insert, select, update
 
 from shipyard.db.models import ScriptActivity
 from shipyard.errors import ShipyardError
 from shipyard.repo.store import engine_for
 from shipyard.timeutil import aware, compact, utcnow
 
-TABLE = ScriptActivity.__table__
+TABLE = cast(Table, ScriptActivity.__table__)  # declarative types it as a FromClause
 
 
 @dataclass
@@ -125,7 +126,7 @@ def mark_interrupted(db_url: str, name: str) -> int:
         return result.rowcount or 0
 
 
-def _row(r) -> ActivityRow:  # type: ignore[no-untyped-def]
+def _row(r: Row[Any]) -> ActivityRow:
     return ActivityRow(r.id, r.name, r.hostname, aware(r.started), aware(r.completed),
                        r.status, r.message)
 

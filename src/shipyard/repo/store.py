@@ -9,11 +9,12 @@ transaction, so no lock is held while files are written or hooks run.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import Engine, and_, func, insert, select, tuple_, update
+from sqlalchemy import Engine, Row, Table, and_, func, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
 from shipyard.coords import PackageCoord, newest
@@ -22,10 +23,11 @@ from shipyard.db.repo_models import RepoChannel, RepoChannelPackage, RepoPackage
 from shipyard.formats.index import PackageEntry
 from shipyard.timeutil import aware, utcnow
 
-PKG = RepoPackage.__table__
-CHAN = RepoChannel.__table__
-MEMBER = RepoChannelPackage.__table__
-PUB = RepoPublication.__table__
+# Declarative classes type ``__table__`` as a FromClause; a mapped class's is a Table.
+PKG = cast(Table, RepoPackage.__table__)
+CHAN = cast(Table, RepoChannel.__table__)
+MEMBER = cast(Table, RepoChannelPackage.__table__)
+PUB = cast(Table, RepoPublication.__table__)
 _engines: dict[str, Engine] = {}
 
 Key = tuple[str, str, str]  # (group, id, version)
@@ -68,7 +70,7 @@ class Publication:
     message: str
 
 
-def _entry(row) -> PackageEntry:  # type: ignore[no-untyped-def]
+def _entry(row: Row[Any]) -> PackageEntry:
     return PackageEntry(
         group=row.pkg_group, id=row.ident, version=row.version, filename=row.filename,
         size=row.size, sha256=row.sha256, summary=row.summary, maintainer=row.maintainer,
@@ -80,7 +82,7 @@ ENTRY_COLUMNS = (PKG.c.pkg_group, PKG.c.ident, PKG.c.version, PKG.c.filename, PK
                  PKG.c.sha256, PKG.c.summary, PKG.c.maintainer, PKG.c.requires, PKG.c.service)
 
 
-def _entries(rows) -> list[PackageEntry]:  # type: ignore[no-untyped-def]
+def _entries(rows: Iterable[Sequence[Any]]) -> list[PackageEntry]:
     """Rows of :data:`ENTRY_COLUMNS` as entries, by position (the publisher's hot loop)."""
     parsed: dict[str, tuple[str, ...]] = {"[]": (), "": ()}  # many packages share one list
 

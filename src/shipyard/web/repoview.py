@@ -28,8 +28,8 @@ _lock = threading.Lock()
 
 
 def _published(root: Path) -> tuple[int | None, Release | None, dict[str, ChannelIndex]]:
+    from shipyard.repo.channels import read_published
     from shipyard.repo.layout import open_repository
-    from shipyard.repo.publish import read_published
 
     repo = open_repository(root, migrate=False)
     serial = repo.current_serial()
