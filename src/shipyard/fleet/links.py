@@ -80,7 +80,7 @@ class ManifestSource:
         return found
 
     def _read(self, package: str) -> Interfaces:
-        from shipyard.pkg.archive import inspect_archive
+        from shipyard.formats.archive import inspect_archive
         from shipyard.pkg.install import repository_client
         from shipyard.pkg.resolve import pick
 

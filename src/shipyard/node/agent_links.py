@@ -27,6 +27,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from shipyard import logsetup
 from shipyard.config import Settings
 from shipyard.coords import ServiceCoord
 from shipyard.errors import ShipyardError
@@ -69,7 +70,7 @@ def converge(settings: Settings, client: Any, identity: Any,
         if problem:
             problems.append(problem)
     for problem in problems:
-        log.warning("links: %s", problem)
+        log.warning("links: %s", problem, extra={"event": "link-failed"})
     return reports
 
 
@@ -105,12 +106,14 @@ def announce_all(settings: Settings, client: Any, identity: Any, doc: wire.Desir
             if isinstance(data, str):
                 problems.append(f"{inst.service} {spec.interface}: {data}")
                 continue
+            logsetup.register_secret(data.password)  # a last guard: never in a log line
             acceptors = [a for a in inst.acceptors if a.interface == spec.interface]
             addresses = tuple(sorted({(a.host, a.port or data.port) for a in acceptors}))
             try:
                 if remote.set_acceptors(settings, local, spec, addresses):
                     log.info("%s: %s now connects to %s", inst.service, spec.interface,
-                             ", ".join(f"{h}:{p}" for h, p in addresses) or "nothing")
+                             ", ".join(f"{h}:{p}" for h, p in addresses) or "nothing",
+                             extra={"event": "acceptor-address", "service": inst.service})
                     restart.append(inst.service)
             except (ShipyardError, OSError) as exc:
                 problems.append(f"{inst.service} {spec.interface}: "
@@ -138,7 +141,8 @@ def announce_all(settings: Settings, client: Any, identity: Any, doc: wire.Desir
                                                host=data.host, port=data.port, sealed=sealed))
     try:
         if client.publish(identity.name, wire.AnnouncementPublish(announcements=items)):
-            log.info("published %d announcement(s)", len(items))
+            log.info("published %d announcement(s)", len(items),
+                     extra={"event": "announce", "count": len(items)})
     except ShipyardError as exc:
         problems.append(f"announcements not published: {exc.message}")
     if seals != old_seals:
@@ -159,7 +163,7 @@ def _restart_if_running(settings: Settings, service: str) -> str | None:
     except ShipyardError as exc:
         return f"{service}: restart for its new acceptor address failed: {exc.message}"
     log.info("restarted %s for its new acceptor address (%s; %s)", service,
-             stopped.message, started.message)
+             stopped.message, started.message, extra={"event": "restart", "service": service})
     return None
 
 
@@ -223,7 +227,11 @@ def _apply(settings: Settings, state: Any, pair: Pair, ann: wire.Announcement, n
                                             context(pair.interface, pair.announcer, node))
     except sealing.SealError as exc:
         pair.set_state(FAILED, exc.message)
+        log.warning("link %s -> %s failed: %s", pair.announcer, pair.acceptor, exc.message,
+                    extra={"event": "link-failed", "announcer": pair.announcer,
+                           "acceptor": pair.acceptor})
         return
+    logsetup.register_secret(password)  # a last guard: never in a log line
     local, spec, problem = _acceptor(settings, pair)
     if problem:
         pair.set_state(PENDING if local is None else FAILED, problem)
@@ -253,13 +261,17 @@ def _apply(settings: Settings, state: Any, pair: Pair, ann: wire.Announcement, n
         pair.maybe = [d for d in pair.held() if d.identity != data.identity]
         pair.applied = data
         log.info("linked %s -> %s (%s, from node %s)", pair.announcer, pair.acceptor,
-                 pair.interface, ann.announcer_node)
+                 pair.interface, ann.announcer_node,
+                 extra={"event": "link", "announcer": pair.announcer,
+                        "acceptor": pair.acceptor, "interface": pair.interface})
     else:
         errors.append(error)
     if errors:
         pair.set_state(FAILED, "; ".join(errors), code)
         log.warning("link %s -> %s failed: %s", pair.announcer, pair.acceptor,
-                    "; ".join(errors))
+                    "; ".join(errors),
+                    extra={"event": "link-failed", "announcer": pair.announcer,
+                           "acceptor": pair.acceptor, "interface": pair.interface})
     else:
         pair.set_state(LINKED)
     remote.save(settings, state)
@@ -286,5 +298,7 @@ def _remove(settings: Settings, state: Any, pair: Pair, running: Running) -> boo
     if errors:
         pair.set_state(FAILED, "; ".join(errors))
         return False
-    log.info("unlinked %s -> %s (%s)", pair.announcer, pair.acceptor, pair.interface)
+    log.info("unlinked %s -> %s (%s)", pair.announcer, pair.acceptor, pair.interface,
+             extra={"event": "unlink", "announcer": pair.announcer, "acceptor": pair.acceptor,
+                    "interface": pair.interface})
     return True
