@@ -96,7 +96,7 @@ def test_agents_and_coordinator_log_fleet_events_and_metrics_follow(make_fleet,
     wait_until(lambda: "unassigned 1.hello.prod.a from a" in coordinator.output(), 30,
                "the unassign line")
     text = coordinator.output()
-    for expected in ("node a joined from 127.0.1.2 (address 127.0.1.2, role=web",
+    for expected in ("node a joined from ", "(address 127.0.1.2, role=web",
                      "node b joined from", "assigned 1.hello.prod.a (" + PACKAGE + ") to a by",
                      "node(s) lost (lease ran out): b", "node b is back",
                      "unassigned 1.hello.prod.a from a by", "node b revoked by"):
