@@ -1,4 +1,4 @@
-"""The demo's six steps (issue 7). Each returns the lines it wants shown under its progress
+"""The demo's seven steps (issue 7). Each returns the lines it wants shown under its progress
 line and raises a :class:`ShipyardError` naming what did not happen; every check asks the
 real thing: the coordinator's API, the repository's database, the node's CLI, the chat
 server over TCP."""
@@ -18,6 +18,7 @@ from rich.console import Console
 from shipyard.demo import source
 from shipyard.demo.commands import Runner
 from shipyard.demo.farmview import FarmView, first_listed, publications, published_in
+from shipyard.demo.fleet import step_fleet
 from shipyard.demo.layout import Layout
 from shipyard.demo.machine import SECURITY_PACKAGE, WORKERS, Machine
 from shipyard.demo.mail import Mail, caught
@@ -46,6 +47,8 @@ class Demo:
     upgrade: dict[str, Any] = field(default_factory=dict)
     failed_build: dict[str, Any] = field(default_factory=dict)
     mail: Mail | None = None
+    fleet_links: list[dict[str, Any]] = field(default_factory=list)
+    fleet_admin: str = ""
 
     @property
     def view(self) -> FarmView:
@@ -383,14 +386,14 @@ def step_summary(demo: Demo) -> list[str]:
     pubs = publications(demo.layout.repository)
     status = demo.node.status()
     links = demo.node.links()
-    summary.print_all(demo.console, builds, pubs, status, links)
+    summary.print_all(demo.console, builds, pubs, status, links, demo.fleet_links)
     counts: dict[str, int] = {}
     for build in builds:
         counts[build["state"]] = counts.get(build["state"], 0) + 1
     shown = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
     return [
         f"{len(builds)} builds ({shown}), {len(pubs)} publications, {len(status)} instances, "
-        f"{len(links)} links",
+        f"{len(links)} links, {len(demo.fleet_links)} cross-host link(s)",
         f"web UI: {demo.machine.url}/  (API: {demo.machine.url}/docs)",
         f"repository: {demo.machine.repo_url}/current/release.json",
         f"everything lives in {demo.layout.root}; commands run: "
@@ -409,5 +412,7 @@ STEPS: list[tuple[str, str, Callable[[Demo], list[str]]]] = [
      "relinked", step_upgrade),
     ("broken build", "a broken build: the failure is shown and its mail caught",
      step_broken),
+    ("fleet", "fleet: two nodes with their own agents, a link across hosts",
+     step_fleet),
     ("summary", "summary", step_summary),
 ]
