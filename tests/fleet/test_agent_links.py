@@ -32,12 +32,12 @@ done
 
 ACCEPT = """#!/bin/sh
 remove=no
+password="$SHIPYARD_LINK_PASSWORD"  # the password travels in the environment
 for arg in "$@"; do
   case "$arg" in
     --remove) remove=yes ;;
     --host=*) host="${arg#--host=}" ;;
     --port=*) port="${arg#--port=}" ;;
-    --password=*) password="${arg#--password=}" ;;
   esac
 done
 d="$SHIPYARD_RUNTIME_DIR/entries"

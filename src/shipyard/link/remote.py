@@ -149,10 +149,17 @@ def accept(settings: Settings, instance: Instance, spec: LinkAccept, announcer: 
     problem = _prepare(settings, instance)
     if problem:
         return f"accept adapter: {problem}", None
+    from shipyard.link.reconcile import param_env
+
+    # As the local reconcile runs it: the instance's parameters, and the password in the
+    # environment (on the command line only when the package asks for it).
     env = _env(instance, interface=spec.interface, announcer=announcer,
-               action="remove" if remove else "apply")
+               action="remove" if remove else "apply", host=data.host, port=str(data.port),
+               password=data.password, on_change=spec.on_change)
+    env.update(param_env(instance))
     adapter = instance.package_dir / spec.adapter
-    run = adapters.run_adapter(adapters.accept_argv(adapter, data, remove=remove),
+    run = adapters.run_adapter(adapters.accept_argv(adapter, data, remove=remove,
+                                                    password_argv=spec.password_via == "argv"),
                                env=adapters.adapter_env(env, run_as),
                                cwd=instance.package_dir, run_as=run_as,
                                timeout=float(settings.get("link.adapter_timeout")),
