@@ -59,8 +59,9 @@ def _configure(host: FleetHost, repo_url: str, key: Path) -> None:
 
 
 def fleet_cli(demo: Any, admin: str, *args: str) -> Any:
-    return demo.farm.run("fleet", *args, "--coordinator", demo.machine.url,
-                         secret_env={"SHIPYARD_FARM_TOKEN": admin})
+    """``shipyard fleet ...`` as the operator on the farm host (``farm.url`` from its
+    shipyard.ini, the admin token from the environment)."""
+    return demo.farm.run("fleet", *args, secret_env={"SHIPYARD_FARM_TOKEN": admin})
 
 
 def step_fleet(demo: Any) -> list[str]:
