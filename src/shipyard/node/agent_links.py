@@ -179,21 +179,47 @@ def accept_all(settings: Settings, state: Any, identity: Any, doc: wire.DesiredD
         for ann in inst.announcements:
             wanted[(ann.interface, ann.announcer, inst.service)] = ann
     reports: list[wire.PairReport] = []
+    owed: dict[str, str] = {}  # acceptor -> its package's on_change, after its adapters ran
     for key in sorted(wanted):
         ann = wanted[key]
         pair = state.pairs.get(key)
         if pair is None:
             pair = state.pairs[key] = Pair(*key)
-        _apply(settings, state, pair, ann, node, private, running)
+        _apply(settings, state, pair, ann, node, private, running, owed)
         reports.append(_report(pair, pair.state))
     for key in sorted(set(state.pairs) - set(wanted)):
         pair = state.pairs[key]
-        if _remove(settings, state, pair, running):
+        if _remove(settings, state, pair, running, owed):
             state.pairs.pop(key, None)
         else:
             reports.append(_report(pair, FAILED))
     remote.save(settings, state)
+    _notify(settings, owed)
     return reports
+
+
+def _notify(settings: Settings, owed: dict[str, str]) -> None:
+    """Reload (or restart) each acceptor whose adapter changed its config, as the local
+    reconcile does (the package's ``on_change``)."""
+    from shipyard.link.reconcile import _change
+
+    for service, action in sorted(owed.items()):
+        local = remote.local_instance(settings, service)
+        if local is None or local.registration is None:
+            continue
+        done, error = _change(settings, local, action)
+        if error:
+            log.warning("%s of %s after its links changed failed: %s", action, service, error,
+                        extra={"event": "link-failed", "acceptor": service})
+        else:
+            log.info("%s after its links changed: %s", service, done,
+                     extra={"event": "link-" + action, "acceptor": service})
+
+
+def _owe(owed: dict[str, str], service: str, spec: Any) -> None:
+    action = getattr(spec, "on_change", "none") or "none"
+    if action != "none" and owed.get(service) != "restart":
+        owed[service] = action
 
 
 def _report(pair: Pair, state: str) -> wire.PairReport:
@@ -217,7 +243,7 @@ def _acceptor(settings: Settings, pair: Pair) -> tuple[Any, Any, str | None]:
 
 
 def _apply(settings: Settings, state: Any, pair: Pair, ann: wire.Announcement, node: str,
-           private: Any, running: Running) -> None:
+           private: Any, running: Running, owed: dict[str, str]) -> None:
     if ann.password_sealed is None:
         pair.set_state(PENDING, f"waiting for {ann.announcer_node} to seal the password "
                                 f"for this node")
@@ -260,6 +286,7 @@ def _apply(settings: Settings, state: Any, pair: Pair, ann: wire.Announcement, n
     if error is None:
         pair.maybe = [d for d in pair.held() if d.identity != data.identity]
         pair.applied = data
+        _owe(owed, pair.acceptor, spec)
         log.info("linked %s -> %s (%s, from node %s)", pair.announcer, pair.acceptor,
                  pair.interface, ann.announcer_node,
                  extra={"event": "link", "announcer": pair.announcer,
@@ -277,7 +304,8 @@ def _apply(settings: Settings, state: Any, pair: Pair, ann: wire.Announcement, n
     remote.save(settings, state)
 
 
-def _remove(settings: Settings, state: Any, pair: Pair, running: Running) -> bool:
+def _remove(settings: Settings, state: Any, pair: Pair, running: Running,
+            owed: dict[str, str]) -> bool:
     """``--remove`` everything the pair may hold; True when nothing is left to undo."""
     held = pair.held()
     if not held:
@@ -293,6 +321,7 @@ def _remove(settings: Settings, state: Any, pair: Pair, running: Running) -> boo
                                      running=running)
         if error is None:
             pair.maybe = [d for d in pair.maybe if d != data]
+            _owe(owed, pair.acceptor, spec)
         else:
             errors.append(error)
     if errors:
