@@ -14,14 +14,20 @@ import os
 from pathlib import Path
 
 from shipyard.config import Settings
-from shipyard.svc.initsys import UnitFile, _environment, _exec, _systemd_quote, shipyard_command
+from shipyard.svc.initsys import (
+    UnitFile,
+    _systemd_quote,
+    exec_words,
+    shipyard_command,
+    unit_environment,
+)
 
 
 def agent_unit(settings: Settings, command: list[str] | None = None) -> UnitFile:
     command = command or shipyard_command()
-    env = "".join(f'Environment="{k}={v}"\n' for k, v in sorted(_environment(settings).items()))
+    env = "".join(f'Environment="{k}={v}"\n' for k, v in sorted(unit_environment(settings).items()))
     roots = sorted({str(Path(os.path.abspath(settings.path(key)))) for key in (
-        "paths.config", "paths.software", "paths.runtime", "paths.state", "paths.log",
+        "paths.config", "paths.software", "paths.runtime", "paths.state",
         "paths.run")})
     writable = " ".join(_systemd_quote(f"-{root}") for root in roots)
     text = f"""\
@@ -33,7 +39,7 @@ After=network-online.target local-fs.target shipyard.service
 
 [Service]
 Type=simple
-{env}ExecStart={_exec(command, "node", "agent")}
+{env}ExecStart={exec_words(command, "node", "agent")}
 Restart=on-failure
 RestartSec=5
 RestartPreventExitStatus=3
