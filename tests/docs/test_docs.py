@@ -194,7 +194,7 @@ def test_the_tutorial_runs_as_written(workdir: Path) -> None:
                PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}")
     try:
         result = subprocess.run(["bash", "-c", script], cwd=workdir, env=env,
-                                capture_output=True, text=True, timeout=300)
+                                capture_output=True, text=True, timeout=480)
         output = result.stdout + result.stderr
         blocks = re.findall(r"### tutorial block (\d+)", result.stdout)
         assert result.returncode == 0, (f"tutorial block {blocks[-1] if blocks else '?'} "
@@ -207,15 +207,20 @@ def test_the_tutorial_runs_as_written(workdir: Path) -> None:
             result.stdout)
         assert "upgraded 1.greeter.tutorial.local from org.example.tutorial:greeter:1.0.0 " \
                "to org.example.tutorial:greeter:1.1.0" in result.stdout
+        # 8, many hosts: greeter on node a linked to clock on node b, across hosts
+        assert "hi from 1.greeter.fleet.local; peers: clock.b.tutorial.test:7001" in (
+            result.stdout)
         assert "shutdown: 2 instance(s) stopped" in result.stdout
     finally:
         subprocess.run([*SHIPYARD, "svc", "shutdown"], env=env, capture_output=True,
                        timeout=120)
-        needle = f"SHIPYARD_RUNTIME_DIR={home}".encode()
+        needles = (f"SHIPYARD_RUNTIME_DIR={home}".encode(),  # instances, and chapter 8's
+                   f"SHIPYARD_HOME={home}/hosts/".encode())  # coordinator and agents
         for proc in psutil.process_iter():
             try:
                 with open(f"/proc/{proc.pid}/environ", "rb") as handle:
-                    if needle in handle.read():
+                    environ = handle.read()
+                    if any(needle in environ for needle in needles):
                         proc.kill()
             except (OSError, psutil.Error):
                 continue

@@ -64,8 +64,8 @@ def test_demo_runs_every_step_and_leaves_the_real_state(public_dir: Path) -> Non
     directory = public_dir / "demo"
     result = run_demo(directory)
     assert result.returncode == 0, result.stdout + result.stderr
-    for number in range(1, 7):
-        assert f"✓ [{number}/6]" in result.stdout, result.stdout
+    for number in range(1, 8):
+        assert f"✓ [{number}/7]" in result.stdout, result.stdout
     farm = Shipyard(directory / "farm", make_env(directory / "farm"))
     node = Shipyard(directory / "node", make_env(directory / "node"))
 
@@ -127,7 +127,27 @@ def test_demo_runs_every_step_and_leaves_the_real_state(public_dir: Path) -> Non
     subjects = [m["Subject"] for m in mailbox.Maildir(directory / "mail", create=False)]
     assert f"[shipyard] build {broken['id']} failed: org.example:hello 1.1.0" in subjects
 
-    # 6: the summary, then a clean stop: instances down, no process left.
+    # 6: two fleet nodes (own homes, own agents, 127.0.1.2 and .3) linked across hosts:
+    # the transport on b learned a's address and authenticated to the server on a.
+    chat_a = (directory / "fleet-a" / "runtime" / "1.chat.fleet.demo" / "log" /
+              "chat-server.log").read_text()
+    assert "component echo.b.fleet.demo.test authenticated" in chat_a
+    link_b = configparser.ConfigParser(interpolation=None)
+    link_b.read(directory / "fleet-b" / "runtime" / "1.echo.fleet.demo" / "etc" /
+                "link-jabber-component.ini")
+    assert link_b["link"]["acceptor_host"] == "127.0.1.2"
+    assert not (directory / "fleet-a" / "runtime" / "1.echo.fleet.demo").exists()
+    with sqlite3.connect(directory / "farm" / "state" / "farm.sqlite") as db:
+        assert sorted(db.execute("SELECT name, address FROM fleet_nodes")) == [
+            ("a", "127.0.1.2"), ("b", "127.0.1.3")]
+    assert "Links across hosts (fleet links)" in result.stdout
+    assert "✓ [6/7] fleet" in result.stdout
+    for home in ("fleet-a", "fleet-b"):
+        fleet_status = json.loads(Shipyard(directory / home, make_env(directory / home)).run(
+            "svc", "status", "--json").stdout)
+        assert len(fleet_status) == 1 and fleet_status[0]["state"] == "stopped"
+
+    # 7: the summary, then a clean stop: instances down, no process left.
     assert "web UI: http://127.0.0.1:" in result.stdout
     status = json.loads(node.run("svc", "status", "--json").stdout)
     assert len(status) == 6 and {s["state"] for s in status} == {"stopped"}
@@ -157,8 +177,8 @@ def test_a_failing_step_is_named_and_everything_is_stopped(public_dir: Path) -> 
     assert error.startswith("shipyard: error: demo step 2 (push) failed: build 1 of "
                             f"{EXAMPLES_GROUP}:chat-server failed"), error
     assert "no compiler here" in error
-    assert "✓ [1/6]" in result.stdout and "✗ [2/6]" in result.stdout
-    assert "[3/6]" not in result.stdout
+    assert "✓ [1/7]" in result.stdout and "✗ [2/7]" in result.stdout
+    assert "[3/7]" not in result.stdout
     assert not (directory / "processes.json").exists()
     assert leftover_processes(directory) == []
 
@@ -174,7 +194,7 @@ def test_ctrl_c_in_the_middle_stops_everything(public_dir: Path) -> None:
                               daemon=True)
     reader.start()
     try:
-        wait_until(lambda: any("✓ [1/6]" in line for line in seen), 240,
+        wait_until(lambda: any("✓ [1/7]" in line for line in seen), 240,
                    "the demo to finish its first step")
         assert (directory / "processes.json").exists()  # the farm is running now
         proc.send_signal(signal.SIGINT)

@@ -128,9 +128,13 @@ def test_server_and_transports_on_three_hosts(fleet: CrossFleet) -> None:
         credential = (host.home / "state" / "node" / "credential").read_text().strip()
         responses.append(_get(fleet.url, f"/api/fleet/nodes/{host.name}/desired?wait=0",
                               credential))
+    for host in (a, b, c):  # nor the node credentials, in any log
+        secrets.add((host.home / "state" / "node" / "credential").read_text().strip())
     for secret in secrets:  # ...and the passwords are not
         assert secret not in dump
         assert secret not in coordinator.output()
+        for proc in fleet.procs:  # the coordinator's and every agent's log
+            assert secret not in proc.output(), proc.name
         for text in responses:
             assert secret not in text
 

@@ -29,7 +29,9 @@ def demo(
 
     Builds the examples on a local farm (coordinator, two workers), publishes them to a
     signed repository served over HTTP, installs, runs and links them on a node, upgrades a
-    transport, shows a failing build and its mail, prints a summary, then keeps everything
+    transport, shows a failing build and its mail, joins two fleet nodes (own homes and
+    agents on 127.0.1.2 and 127.0.1.3) and links a transport on one to the chat server on
+    the other through the coordinator, prints a summary, then keeps everything
     running until Ctrl-C (or stops at once with --no-wait).
     """
     from shipyard.demo.runner import run

@@ -11,7 +11,14 @@ from pathlib import Path
 
 import typer
 
-from shipyard.cli.common import print_json, print_table, settings
+from shipyard.cli.common import (
+    log_format_option,
+    log_level_option,
+    print_json,
+    print_table,
+    settings,
+    start_logging,
+)
 
 app = typer.Typer(help="This host in a fleet: join a coordinator, run the node agent.",
                   no_args_is_help=True)
@@ -106,10 +113,13 @@ def agent_cmd(
                                help="Seconds each long poll may park at the coordinator."),
     heartbeat: float = typer.Option(None, "--heartbeat", min=0.1,
                                     help="Seconds between heartbeats (default: as joined)."),
+    log_level: str = log_level_option(),
+    log_format: str = log_format_option(),
 ) -> None:
     """Run the node agent in the foreground (for systemd): converge, report, heartbeat."""
     from shipyard.node.agent import run_agent
 
+    start_logging(log_level, log_format)
     raise typer.Exit(run_agent(settings(ctx), wait=wait, heartbeat=heartbeat))
 
 

@@ -13,7 +13,7 @@ git as subprocesses), :mod:`.waiting` (deadlines), :mod:`.netutil` (loopback por
 (coordinator, workers, HTTP server, SMTP sink),
 :mod:`.farmview` (what the coordinator and the repository say), :mod:`.node` (install,
 register, boot, link, ask the chat server), :mod:`.mail` (the caught mail),
-:mod:`.summary` (tables), :mod:`.steps` (the six steps) and :mod:`.runner` (progress
+:mod:`.summary` (tables), :mod:`.steps` (the seven steps) and :mod:`.runner` (progress
 lines, failure, Ctrl-C and the clean stop).
 
 Layer (docs/architecture.md): beside ``server``, below ``cli``; it drives the other stages

@@ -72,11 +72,17 @@ class Runner:
             handle.write("".join(parts))
 
     def run(self, *args: str, check: bool = True, timeout: float = 120.0,
-            input: str | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+            input: str | None = None, cwd: Path | None = None,
+            secret_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        """``secret_env``: variables (tokens) given to the command, never shown or logged."""
         shown = f"$ SHIPYARD_HOME={self.home} shipyard {shlex.join(args)}"
+        if secret_env:
+            shown = " ".join(f"{k}=..." for k in sorted(secret_env)) + " " + shown[2:]
+            shown = "$ " + shown
         started = time.monotonic()
         try:
-            result = subprocess.run([*SHIPYARD, *args], env=self.env, capture_output=True,
+            result = subprocess.run([*SHIPYARD, *args], env={**self.env, **(secret_env or {})},
+                                    capture_output=True,
                                     text=True, timeout=timeout, input=input, cwd=cwd)
         except subprocess.TimeoutExpired:
             raise CommandFailed(f"shipyard {shlex.join(args)} did not finish within "

@@ -42,6 +42,8 @@ class Demo:
     upgrade: dict[str, Any] = field(default_factory=dict)
     failed_build: dict[str, Any] = field(default_factory=dict)
     mail: Mail | None = None
+    fleet_links: list[dict[str, Any]] = field(default_factory=list)
+    fleet_admin: str = ""
 
     @property
     def view(self) -> FarmView:

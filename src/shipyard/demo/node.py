@@ -111,9 +111,9 @@ class Node:
 # Asking the chat server itself
 
 
-def chat(port: int, *lines: str) -> list[str]:
+def chat(port: int, *lines: str, host: str = "127.0.0.1") -> list[str]:
     """Send ``lines`` to the chat server's client port; one answer line per command."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+    with socket.create_connection((host, port), timeout=10) as sock:
         handle = sock.makefile("rw", encoding="utf-8", newline="\n")
         answers = []
         for line in lines:
@@ -123,8 +123,8 @@ def chat(port: int, *lines: str) -> list[str]:
         return answers
 
 
-def server_status(port: int) -> dict[str, Any] | None:
+def server_status(port: int, host: str = "127.0.0.1") -> dict[str, Any] | None:
     try:
-        return json.loads(chat(port, "STATUS")[0])
+        return json.loads(chat(port, "STATUS", host=host)[0])
     except (OSError, ValueError):
         return None

@@ -15,7 +15,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -91,6 +91,14 @@ class Processes:
         entries = [{"name": p.name, "pid": p.popen.pid,
                     "create_time": _create_time(p.popen.pid)} for p in self.running]
         atomic_write(self.book, json.dumps(entries, indent=1) + "\n")
+
+    def stop_named(self, which: Callable[[str], bool], timeout: float = 10.0) -> None:
+        """Stop the processes whose name ``which`` accepts (before the others)."""
+        for proc in [p for p in self.running if which(p.name)]:
+            if proc.alive():
+                _stop_group(proc.popen.pid, None, timeout)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.popen.wait(timeout=5)
 
     def stop_all(self, timeout: float = 10.0) -> list[str]:
         """Stop everything, newest first; returns the names of what had to be killed."""

@@ -1,4 +1,4 @@
-"""Running the six steps: a progress line each, a clear verdict when one fails, and a clean
+"""Running the seven steps: a progress line each, a clear verdict when one fails, and a clean
 stop whatever happens (instances shut down, processes terminated), on success, failure,
 Ctrl-C or SIGTERM alike."""
 
@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from shipyard.demo.commands import Runner
+from shipyard.demo.fleet import homes as fleet_homes
 from shipyard.demo.layout import MARKER, Layout, default_root, find_examples, prepare
 from shipyard.demo.procs import reap_leftovers
 from shipyard.demo.steps import STEPS, Demo
@@ -43,15 +44,22 @@ def _leftovers(layout: Layout, console: Console) -> None:
     if not (layout.root / MARKER).exists():
         return
     names = reap_leftovers(layout.process_book)
-    if (layout.node_home / "etc" / "services").is_dir():
-        Runner(layout.node_home, layout.root / "leftovers.log").run(
-            "svc", "shutdown", check=False, timeout=120)
+    for home in (layout.node_home, *fleet_homes(layout.root)):
+        if (home / "etc" / "services").is_dir():
+            Runner(home, layout.root / "leftovers.log").run(
+                "svc", "shutdown", check=False, timeout=120)
     if names:
         console.print(f"stopped what an earlier demo left running: {', '.join(names)}")
 
 
 def _stop(demo: Demo) -> list[str]:
     notes = []
+    # The fleet's agents first, so none starts again what svc shutdown stops.
+    demo.procs.stop_named(lambda name: name.startswith("agent-"))
+    for home in fleet_homes(demo.layout.root):
+        if (home / "etc" / "services").is_dir():
+            Runner(home, demo.layout.logs / "commands.log").run(
+                "svc", "shutdown", check=False, timeout=120)
     if (demo.layout.node_home / "etc" / "services").is_dir():
         result = demo.node_cli.run("svc", "shutdown", check=False, timeout=120)
         notes.append(result.stdout.strip().splitlines()[-1] if result.returncode == 0 and

@@ -53,9 +53,18 @@ def links_table(links: list[dict[str, Any]]) -> Table:
                   rows)
 
 
+def fleet_links_table(rows: list[dict[str, Any]]) -> Table:
+    return _table("Links across hosts (fleet links)",
+                  ["interface", "announcer", "node", "acceptor", "node", "state", "error"],
+                  [(r.get("interface") or "", r["announcer"], r.get("announcer_node") or "",
+                    r["acceptor"], r.get("acceptor_node") or "", r["state"],
+                    r.get("last_error") or "") for r in rows])
+
+
 def print_all(console: Console, builds: list[dict[str, Any]],
               publications: list[PublicationRow], status: list[dict[str, Any]],
-              links: list[dict[str, Any]]) -> None:
+              links: list[dict[str, Any]], fleet_links: list[dict[str, Any]]) -> None:
     for table in (builds_table(builds), publications_table(publications),
-                  instances_table(status), links_table(links)):
+                  instances_table(status), links_table(links),
+                  fleet_links_table(fleet_links)):
         console.print(table)

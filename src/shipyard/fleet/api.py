@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from shipyard.config import Settings
-from shipyard.fleet import pairs, service
+from shipyard.fleet import events, pairs, service
 from shipyard.fleet.db import FleetDB
 from shipyard.fleet.errors import FleetError, Forbidden, Unauthorized
 from shipyard.fleet.hub import Hub
@@ -160,6 +160,7 @@ def _node_routes() -> APIRouter:
         fleet = _fleet(request)
         credential, revision = service.join(fleet.db, secret, body, fleet.lease_seconds)
         fleet.hub.changed_threadsafe(revision)
+        events.joined(body, revision, _peer(request))
         return wire.JoinAnswer(name=body.name, credential=credential, revision=revision,
                                lease_seconds=fleet.lease_seconds,
                                heartbeat_seconds=max(0.2, fleet.lease_seconds / 3.0))
@@ -199,6 +200,7 @@ def _node_routes() -> APIRouter:
         revision = service.report(fleet.db, node, body, fleet.lease_seconds, _peer(request))
         if revision is not None:
             fleet.hub.changed_threadsafe(revision)
+            events.back(node.name, revision)
         return {"ok": True}
 
     @_route(router, "POST", "/nodes/{name}/heartbeat", "node")
@@ -209,6 +211,7 @@ def _node_routes() -> APIRouter:
                                               _peer(request))
         if came_back:
             fleet.hub.changed_threadsafe(answer.revision)
+            events.back(node.name, answer.revision)
         return answer
 
     @_route(router, "POST", "/nodes/{name}/announcements", "node")
@@ -218,12 +221,15 @@ def _node_routes() -> APIRouter:
         revision = pairs.publish_announcements(fleet.db, node, body)
         if revision is not None:
             fleet.hub.changed_threadsafe(revision)
+            events.announcements(node.name, body, revision)
         return {"changed": revision is not None}
 
     @_route(router, "POST", "/nodes/{name}/leave", "node")
     def leave(request: Request, name: str, node: Any = Depends(node_auth)) -> dict[str, Any]:
         fleet = _fleet(request)
-        fleet.hub.changed_threadsafe(service.revoke(fleet.db, node.name))
+        revision = service.revoke(fleet.db, node.name)
+        fleet.hub.changed_threadsafe(revision)
+        events.left(node.name, revision)
         return {"left": node.name}
 
     return router
@@ -238,15 +244,16 @@ def _operator_routes() -> APIRouter:
 
     @_route(router, "POST", "/nodes/{name}/revoke", "operator")
     def revoke(request: Request, name: str,
-               _token: Any = Depends(operator_auth)) -> wire.ChangeAnswer:
+               token: Any = Depends(operator_auth)) -> wire.ChangeAnswer:
         fleet = _fleet(request)
         revision = service.revoke(fleet.db, name)
         fleet.hub.changed_threadsafe(revision)
+        events.revoked(name, revision, token.name)
         return wire.ChangeAnswer(revision=revision, changed=[f"revoked node {name}"])
 
     @_route(router, "POST", "/assign", "operator")
     def assign(request: Request, body: wire.AssignRequest,
-               _token: Any = Depends(operator_auth)) -> wire.ChangeAnswer:
+               token: Any = Depends(operator_auth)) -> wire.ChangeAnswer:
         fleet = _fleet(request)
         coord = service.check_package(body.package)
         service.check_service(body.service)
@@ -255,14 +262,16 @@ def _operator_routes() -> APIRouter:
         check_in_repository(fleet.settings, fleet.repo_dir, coord)
         answer = service.assign(fleet.db, body)
         fleet.hub.changed_threadsafe(answer.revision)
+        events.changed("assign", answer, token.name)
         return answer
 
     @_route(router, "POST", "/unassign", "operator")
     def unassign(request: Request, body: wire.UnassignRequest,
-                 _token: Any = Depends(operator_auth)) -> wire.ChangeAnswer:
+                 token: Any = Depends(operator_auth)) -> wire.ChangeAnswer:
         fleet = _fleet(request)
         answer = service.unassign(fleet.db, body)
         fleet.hub.changed_threadsafe(answer.revision)
+        events.changed("unassign", answer, token.name)
         return answer
 
     @_route(router, "GET", "/status", "operator")
@@ -280,6 +289,7 @@ def _operator_routes() -> APIRouter:
         fleet = _fleet(request)
         answer = pairs.set_pair_disabled(fleet.db, body, True, token.name)
         fleet.hub.changed_threadsafe(answer.revision)
+        events.changed("disable", answer, token.name)
         return answer
 
     @_route(router, "POST", "/links/enable", "operator")
@@ -288,6 +298,7 @@ def _operator_routes() -> APIRouter:
         fleet = _fleet(request)
         answer = pairs.set_pair_disabled(fleet.db, body, False, token.name)
         fleet.hub.changed_threadsafe(answer.revision)
+        events.changed("enable", answer, token.name)
         return answer
 
     return router

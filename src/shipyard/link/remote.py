@@ -25,7 +25,6 @@ from shipyard.coords import ServiceCoord
 from shipyard.errors import ShipyardError
 from shipyard.fsutil import atomic_write, file_lock
 from shipyard.link import adapters, generate
-from shipyard.link.changes import change_acceptor
 from shipyard.link.instance_env import instance_env
 from shipyard.link.inventory import Instance, instance_for
 from shipyard.link.running import Running
@@ -155,11 +154,8 @@ def accept(settings: Settings, instance: Instance, spec: LinkAccept, announcer: 
                                timeout=settings.link.adapter_timeout,
                                running=running)
     if run.ok:
-        if spec.on_change != "none" and not adapters.reports_unchanged(run.stdout):
-            # The package says how its server takes a change (reload or restart).
-            _message, error = change_acceptor(settings, instance, spec.on_change)
-            if error is not None:
-                return f"applied, but the {spec.on_change} failed: {error}", 0
+        # The reload or restart the package asks for (on_change) is owed by the caller,
+        # once per acceptor after all its pairs ran (node.agent_links).
         return None, 0
     kind = "accept --remove" if remove else "accept"
     return adapters.describe_failure(kind, run, [data.password]), run.returncode

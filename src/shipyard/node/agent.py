@@ -6,8 +6,14 @@ running as it is), retries with a capped, jittered backoff, and once the coordin
 answers again resumes from its index, so whatever changed meanwhile arrives at once.
 The first poll of a process asks with index 0, so a restarted agent converges at once.
 
-One log line per event on stderr. A credential the coordinator refuses (revoked, or this
-node left) ends the agent with exit code 3, which the systemd unit does not restart.
+One log line per event on stderr (:mod:`shipyard.logsetup`, configured by the command:
+``--log-level``, ``--log-format text|json``), each with its ``event`` field for JSON:
+``start``, ``desired``, ``converge``, ``action``, ``action-failed``, ``unreachable``,
+``back``, ``report-failed``, ``refused``, ``stop``; the links step adds ``link``,
+``link-failed``, ``unlink``. The node's credential is registered with logsetup as a
+secret, so even a line that quoted it would show ``[redacted]``. A credential the
+coordinator refuses (revoked, or this node left) ends the agent with exit code 3, which the
+systemd unit does not restart.
 """
 
 from __future__ import annotations
@@ -15,12 +21,11 @@ from __future__ import annotations
 import logging
 import random
 import signal
-import sys
 import threading
 from collections.abc import Callable
 from typing import Any
 
-from shipyard import __version__
+from shipyard import __version__, logsetup
 from shipyard.config import Settings
 from shipyard.errors import ShipyardError
 from shipyard.formats import fleet as wire
@@ -31,17 +36,6 @@ from shipyard.node.plan import Action, plan
 
 log = logging.getLogger("shipyard.node")
 EXIT_REFUSED = 3
-
-
-def configure_logging() -> None:
-    """One line per event on stderr (a tiny local helper until a shared one exists)."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s shipyard-node %(levelname)s "
-                                           "%(message)s", "%Y-%m-%dT%H:%M:%S"))
-    root = logging.getLogger("shipyard")
-    root.handlers[:] = [handler]
-    root.setLevel(logging.INFO)
-    root.propagate = False
 
 
 class Refused(ShipyardError):
@@ -70,6 +64,7 @@ class Agent:
                  heartbeat: float | None = None) -> None:
         self.settings = settings
         self.identity = ident.load_identity(settings)
+        logsetup.register_secret(self.identity.credential)
         self.wait = wait
         self.heartbeat_seconds = heartbeat or float(
             self._stored("heartbeat_seconds") or 10.0)
@@ -99,7 +94,8 @@ class Agent:
         name = self.identity.name
         log.info("agent %s starting: node %s, coordinator %s, last known revision %s",
                  __version__, name, self.identity.coordinator,
-                 self.doc.revision if self.doc else "none")
+                 self.doc.revision if self.doc else "none",
+                 extra={"event": "start", "node": name})
         beat = threading.Thread(target=self._heartbeats, name="heartbeat", daemon=True)
         beat.start()
         index = 0
@@ -112,6 +108,8 @@ class Agent:
                     continue
                 except ApiError as exc:
                     if exc.status in (401, 403):
+                        log.error("the coordinator refused this node: %s", exc.message,
+                                  extra={"event": "refused", "node": name})
                         raise Refused(f"the coordinator refused this node: {exc.message}") \
                             from None
                     self._unreachable(exc)
@@ -120,7 +118,8 @@ class Agent:
                 if self.doc is None or doc.revision != self.doc.revision:
                     ident.save_desired(self.identity, doc)
                     log.info("desired revision %d: %d instance(s)", doc.revision,
-                             len(doc.instances))
+                             len(doc.instances),
+                             extra={"event": "desired", "revision": doc.revision})
                 self.doc = doc
                 index = doc.revision
                 with self.busy:
@@ -130,20 +129,23 @@ class Agent:
         finally:
             self.stop.set()
             self.client.close()
-        log.info("agent stopped (services left as they are)")
+        log.info("agent stopped (services left as they are)", extra={"event": "stop"})
         return 0
 
     def _unreachable(self, exc: ShipyardError) -> None:
         delay = self.backoff.next()
         if not self._away:
             log.warning("%s; changing nothing, retrying with backoff (at most %.0f s)",
-                        exc.message, self.backoff.cap)
+                        exc.message, self.backoff.cap,
+                        extra={"event": "unreachable",
+                               "coordinator": self.identity.coordinator})
             self._away = True
         self.stop.wait(delay)
 
     def _back(self) -> None:
         if self._away:
-            log.info("coordinator %s answers again", self.identity.coordinator)
+            log.info("coordinator %s answers again", self.identity.coordinator,
+                     extra={"event": "back", "coordinator": self.identity.coordinator})
             self._away = False
         self.backoff.reset()
 
@@ -151,14 +153,17 @@ class Agent:
         actions = self.plan(doc)
         if actions:
             log.info("converging to revision %d: %s", doc.revision,
-                     "; ".join(a.describe() for a in actions))
-        failed = self.tracker.execute(self.settings, actions, log.info, self._before)
+                     "; ".join(a.describe() for a in actions),
+                     extra={"event": "converge", "revision": doc.revision,
+                            "actions": len(actions)})
+        failed = self.tracker.execute(self.settings, actions, _say, self._before)
         for action in actions:
             if action.kind == "unregister" and action.service not in self.tracker.errors:
                 self.managed.discard(action.service)
                 ident.save_managed(self.identity, self.managed)
         if failed:
-            log.warning("revision %d: %d instance(s) failed to converge", doc.revision, failed)
+            log.warning("revision %d: %d instance(s) failed to converge", doc.revision, failed,
+                        extra={"event": "converge-failed", "revision": doc.revision})
         self.applied = doc.revision
         self._report(doc)
 
@@ -182,7 +187,7 @@ class Agent:
                 links = list(hook(self.settings, self.client, self.identity, doc))
             except ShipyardError as exc:
                 error = f"links: {exc.message}"
-                log.warning("%s", error)
+                log.warning("%s", error, extra={"event": "link-failed"})
         body = wire.NodeReport(
             revision_applied=self.applied, agent_version=__version__,
             packages=execute.installed(self.settings),
@@ -191,7 +196,8 @@ class Agent:
         try:
             self.client.report(self.identity.name, body)
         except (Unreachable, ApiError) as exc:
-            log.warning("report not delivered: %s", exc.message)
+            log.warning("report not delivered: %s", exc.message,
+                        extra={"event": "report-failed"})
 
     def _heartbeats(self) -> None:
         while not self.stop.wait(self.heartbeat_seconds * random.uniform(0.8, 1.0)):
@@ -200,6 +206,16 @@ class Agent:
                                       wire.Heartbeat(revision_applied=self.applied))
             except (Unreachable, ApiError):
                 continue  # the poll loop says so, once
+
+
+def _say(action: Action, message: str, failed: bool) -> None:
+    """One line per converge action: what it did, or why it failed (a warning)."""
+    fields = {"event": "action-failed" if failed else "action", "action": action.kind,
+              "service": action.service}
+    if failed:
+        log.warning("%s failed: %s", action.describe(), message, extra=fields)
+    else:
+        log.info("%s: %s", action.describe(), message, extra=fields)
 
 
 def _links_hook() -> Callable[..., Any] | None:
@@ -213,11 +229,12 @@ def _links_hook() -> Callable[..., Any] | None:
 
 
 def run_agent(settings: Settings, *, wait: float = 60.0, heartbeat: float | None = None) -> int:
-    configure_logging()
+    """Run until a signal (0) or until the coordinator refuses this node (3). The caller
+    configured logging (``shipyard node agent`` does, with its ``--log-*`` options)."""
     agent = Agent(settings, wait=wait, heartbeat=heartbeat)
 
     def _terminate(signum: int, _frame: Any) -> None:
-        log.info("signal %d: stopping", signum)
+        log.info("signal %d: stopping", signum, extra={"event": "signal"})
         agent.stop.set()
         if agent.busy.acquire(blocking=False):  # not converging: leave the poll at once
             agent.busy.release()
@@ -228,5 +245,5 @@ def run_agent(settings: Settings, *, wait: float = 60.0, heartbeat: float | None
     try:
         return agent.run()
     except SystemExit:
-        log.info("agent stopped (services left as they are)")
+        log.info("agent stopped (services left as they are)", extra={"event": "stop"})
         return 0

@@ -27,6 +27,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from shipyard import logsetup
 from shipyard.config import Settings
 from shipyard.coords import ServiceCoord
 from shipyard.errors import ShipyardError
@@ -34,6 +35,7 @@ from shipyard.formats import fleet as wire
 from shipyard.formats import sealing
 from shipyard.fsutil import atomic_write
 from shipyard.link import remote
+from shipyard.link.changes import change_acceptor
 from shipyard.link.running import Running, kill_leftovers
 from shipyard.link.state import FAILED, LINKED, PENDING, LinkData, Pair
 from shipyard.svc import control
@@ -69,7 +71,7 @@ def converge(settings: Settings, client: Any, identity: Any,
         if problem:
             problems.append(problem)
     for problem in problems:
-        log.warning("links: %s", problem)
+        log.warning("links: %s", problem, extra={"event": "link-failed"})
     return reports
 
 
@@ -105,12 +107,14 @@ def announce_all(settings: Settings, client: Any, identity: Any, doc: wire.Desir
             if isinstance(data, str):
                 problems.append(f"{inst.service} {spec.interface}: {data}")
                 continue
+            logsetup.register_secret(data.password)  # a last guard: never in a log line
             acceptors = [a for a in inst.acceptors if a.interface == spec.interface]
             addresses = tuple(sorted({(a.host, a.port or data.port) for a in acceptors}))
             try:
                 if remote.set_acceptors(settings, local, spec, addresses):
                     log.info("%s: %s now connects to %s", inst.service, spec.interface,
-                             ", ".join(f"{h}:{p}" for h, p in addresses) or "nothing")
+                             ", ".join(f"{h}:{p}" for h, p in addresses) or "nothing",
+                             extra={"event": "acceptor-address", "service": inst.service})
                     restart.append(inst.service)
             except (ShipyardError, OSError) as exc:
                 problems.append(f"{inst.service} {spec.interface}: "
@@ -138,7 +142,8 @@ def announce_all(settings: Settings, client: Any, identity: Any, doc: wire.Desir
                                                host=data.host, port=data.port, sealed=sealed))
     try:
         if client.publish(identity.name, wire.AnnouncementPublish(announcements=items)):
-            log.info("published %d announcement(s)", len(items))
+            log.info("published %d announcement(s)", len(items),
+                     extra={"event": "announce", "count": len(items)})
     except ShipyardError as exc:
         problems.append(f"announcements not published: {exc.message}")
     if seals != old_seals:
@@ -159,7 +164,7 @@ def _restart_if_running(settings: Settings, service: str) -> str | None:
     except ShipyardError as exc:
         return f"{service}: restart for its new acceptor address failed: {exc.message}"
     log.info("restarted %s for its new acceptor address (%s; %s)", service,
-             stopped.message, started.message)
+             stopped.message, started.message, extra={"event": "restart", "service": service})
     return None
 
 
@@ -175,21 +180,45 @@ def accept_all(settings: Settings, state: Any, identity: Any, doc: wire.DesiredD
         for ann in inst.announcements:
             wanted[(ann.interface, ann.announcer, inst.service)] = ann
     reports: list[wire.PairReport] = []
+    owed: dict[str, str] = {}  # acceptor -> its package's on_change, after its adapters ran
     for key in sorted(wanted):
         ann = wanted[key]
         pair = state.pairs.get(key)
         if pair is None:
             pair = state.pairs[key] = Pair(*key)
-        _apply(settings, state, pair, ann, node, private, running)
+        _apply(settings, state, pair, ann, node, private, running, owed)
         reports.append(_report(pair, pair.state))
     for key in sorted(set(state.pairs) - set(wanted)):
         pair = state.pairs[key]
-        if _remove(settings, state, pair, running):
+        if _remove(settings, state, pair, running, owed):
             state.pairs.pop(key, None)
         else:
             reports.append(_report(pair, FAILED))
     remote.save(settings, state)
+    _notify(settings, owed)
     return reports
+
+
+def _notify(settings: Settings, owed: dict[str, str]) -> None:
+    """Reload (or restart) each acceptor whose adapter changed its config, as the local
+    reconcile does (the package's ``on_change``)."""
+    for service, action in sorted(owed.items()):
+        local = remote.local_instance(settings, service)
+        if local is None or local.registration is None:
+            continue
+        done, error = change_acceptor(settings, local, action)
+        if error:
+            log.warning("%s of %s after its links changed failed: %s", action, service, error,
+                        extra={"event": "link-failed", "acceptor": service})
+        else:
+            log.info("%s after its links changed: %s", service, done,
+                     extra={"event": "link-" + action, "acceptor": service})
+
+
+def _owe(owed: dict[str, str], service: str, spec: Any) -> None:
+    action = getattr(spec, "on_change", "none") or "none"
+    if action != "none" and owed.get(service) != "restart":
+        owed[service] = action
 
 
 def _report(pair: Pair, state: str) -> wire.PairReport:
@@ -213,7 +242,7 @@ def _acceptor(settings: Settings, pair: Pair) -> tuple[Any, Any, str | None]:
 
 
 def _apply(settings: Settings, state: Any, pair: Pair, ann: wire.Announcement, node: str,
-           private: Any, running: Running) -> None:
+           private: Any, running: Running, owed: dict[str, str]) -> None:
     if ann.password_sealed is None:
         pair.set_state(PENDING, f"waiting for {ann.announcer_node} to seal the password "
                                 f"for this node")
@@ -223,7 +252,11 @@ def _apply(settings: Settings, state: Any, pair: Pair, ann: wire.Announcement, n
                                             context(pair.interface, pair.announcer, node))
     except sealing.SealError as exc:
         pair.set_state(FAILED, exc.message)
+        log.warning("link %s -> %s failed: %s", pair.announcer, pair.acceptor, exc.message,
+                    extra={"event": "link-failed", "announcer": pair.announcer,
+                           "acceptor": pair.acceptor})
         return
+    logsetup.register_secret(password)  # a last guard: never in a log line
     local, spec, problem = _acceptor(settings, pair)
     if problem:
         pair.set_state(PENDING if local is None else FAILED, problem)
@@ -252,20 +285,26 @@ def _apply(settings: Settings, state: Any, pair: Pair, ann: wire.Announcement, n
     if error is None:
         pair.maybe = [d for d in pair.held() if d.identity != data.identity]
         pair.applied = data
+        _owe(owed, pair.acceptor, spec)
         log.info("linked %s -> %s (%s, from node %s)", pair.announcer, pair.acceptor,
-                 pair.interface, ann.announcer_node)
+                 pair.interface, ann.announcer_node,
+                 extra={"event": "link", "announcer": pair.announcer,
+                        "acceptor": pair.acceptor, "interface": pair.interface})
     else:
         errors.append(error)
     if errors:
         pair.set_state(FAILED, "; ".join(errors), code)
         log.warning("link %s -> %s failed: %s", pair.announcer, pair.acceptor,
-                    "; ".join(errors))
+                    "; ".join(errors),
+                    extra={"event": "link-failed", "announcer": pair.announcer,
+                           "acceptor": pair.acceptor, "interface": pair.interface})
     else:
         pair.set_state(LINKED)
     remote.save(settings, state)
 
 
-def _remove(settings: Settings, state: Any, pair: Pair, running: Running) -> bool:
+def _remove(settings: Settings, state: Any, pair: Pair, running: Running,
+            owed: dict[str, str]) -> bool:
     """``--remove`` everything the pair may hold; True when nothing is left to undo."""
     held = pair.held()
     if not held:
@@ -281,10 +320,13 @@ def _remove(settings: Settings, state: Any, pair: Pair, running: Running) -> boo
                                      running=running)
         if error is None:
             pair.maybe = [d for d in pair.maybe if d != data]
+            _owe(owed, pair.acceptor, spec)
         else:
             errors.append(error)
     if errors:
         pair.set_state(FAILED, "; ".join(errors))
         return False
-    log.info("unlinked %s -> %s (%s)", pair.announcer, pair.acceptor, pair.interface)
+    log.info("unlinked %s -> %s (%s)", pair.announcer, pair.acceptor, pair.interface,
+             extra={"event": "unlink", "announcer": pair.announcer, "acceptor": pair.acceptor,
+                    "interface": pair.interface})
     return True

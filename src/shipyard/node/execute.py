@@ -19,7 +19,8 @@ from shipyard.formats import fleet as wire
 from shipyard.node.plan import Action, Actual
 from shipyard.timeutil import utcnow
 
-Say = Callable[[str], None]
+# (the action, what happened or why it failed, whether it failed)
+Say = Callable[[Action, str, bool], None]
 
 # svc's states -> the fleet's
 _STATES: dict[str, wire.InstanceState] = {"running": "running", "stopped": "stopped",
@@ -102,9 +103,9 @@ class Tracker:
             except ShipyardError as exc:
                 failed.add(action.service)
                 self.errors[action.service] = f"{action.kind}: {exc.message}"
-                say(f"{action.describe()} failed: {exc.message}")
+                say(action, exc.message, True)
                 continue
-            say(f"{action.describe()}: {message}")
+            say(action, message, False)
         for action in actions:
             if action.service not in failed:
                 self.errors.pop(action.service, None)

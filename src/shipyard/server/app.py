@@ -20,6 +20,7 @@ from shipyard.config import Settings
 from shipyard.errors import ShipyardError, UsageError
 from shipyard.farm import app as farm_app
 from shipyard.fleet.api import install as install_fleet
+from shipyard.fleet.metrics import FleetCollector
 from shipyard.web.pages import install as install_pages
 
 
@@ -30,6 +31,7 @@ def create_app(settings: Settings, db_url: str, repo_dir: str | os.PathLike[str]
     app = farm_app.create_app(settings, db_url, repo_dir, bind=bind, publish=publish)
     fleet = install_fleet(app, settings, db_url,
                           Path(repo_dir).absolute() if repo_dir else None)
+    app.state.metrics.add_collector(FleetCollector(fleet.db))  # /metrics: the fleet too
     farm_lifespan = app.router.lifespan_context
 
     @contextlib.asynccontextmanager

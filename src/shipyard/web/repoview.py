@@ -20,7 +20,8 @@ from shipyard.coords import version_key
 from shipyard.db.models import ScriptActivity
 from shipyard.errors import ShipyardError
 from shipyard.formats.index import ChannelIndex, Release
-from shipyard.repo.store import aware, engine_for
+from shipyard.repo.store import engine_for
+from shipyard.timeutil import aware
 
 TABLE = ScriptActivity.__table__
 _cache: dict[Path, tuple[int, Release | None, dict[str, ChannelIndex]]] = {}
