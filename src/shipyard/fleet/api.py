@@ -17,11 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
-from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
 
 from shipyard.config import Settings
-from shipyard.fleet import events, pairs, service
+from shipyard.fleet import events, pairs, service, snapshot
 from shipyard.fleet.db import FleetDB
 from shipyard.fleet.errors import FleetError, Forbidden, Unauthorized
 from shipyard.fleet.hub import Hub
@@ -165,33 +164,39 @@ def _node_routes() -> APIRouter:
                                lease_seconds=fleet.lease_seconds,
                                heartbeat_seconds=max(0.2, fleet.lease_seconds / 3.0))
 
-    @_route(router, "GET", "/nodes/{name}/desired", "node")
+    @_route(router, "GET", "/nodes/{name}/desired", "node",
+            response_model=wire.DesiredDocument)
     async def desired(request: Request, name: str,
                       index: int = Query(0, ge=0, le=2**62),
                       wait: float = Query(60.0, ge=0, le=MAX_WAIT),
-                      node: Any = Depends(node_auth)) -> wire.DesiredDocument:
+                      node: Any = Depends(node_auth)) -> Response:
         """Long poll: answers at once when the fleet's revision is past ``index``, else
-        when it changes or ``wait`` seconds have passed (then with the same revision)."""
-        fleet = _fleet(request)
-        hub = fleet.hub
+        when it changes or ``wait`` seconds have passed (then with the same revision).
+        Documents come from the hub's shared snapshot (:mod:`shipyard.fleet.snapshot`)."""
+        hub = _fleet(request).hub
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
+        event = hub.event()
+        snap = await hub.snapshot(await hub.read_revision() if wait <= 0 else hub.revision)
+        if snapshot.credential_problem(snap, node) is not None:
+            # Authenticated just now, so the snapshot predates the node's join: read anew.
+            snap = await hub.snapshot(snap.revision + 1)
         while True:
-            event = hub.event()
-            doc = await run_in_threadpool(service.desired_document, fleet.db, node)
+            problem = snapshot.credential_problem(snap, node)
+            if problem is not None:  # revoked (or joined again) while this poll waited
+                raise Unauthorized(problem)
+            doc = snapshot.document_from(snap, node)
             if doc.revision > index:
-                return doc
+                break
             while hub.revision <= index:
                 remaining = deadline - loop.time()
                 if remaining <= 0 or hub.stopping or await request.is_disconnected():
-                    return doc
+                    return Response(doc.model_dump_json(), media_type="application/json")
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(event.wait(), timeout=remaining)
                 event = hub.event()
-            # Something changed: the node may have been revoked meanwhile.
-            node = await run_in_threadpool(service.authenticate_node, fleet.db,
-                                           _bearer(request.headers.get("authorization")),
-                                           name)
+            snap = await hub.snapshot(hub.revision)
+        return Response(doc.model_dump_json(), media_type="application/json")
 
     @_route(router, "POST", "/nodes/{name}/report", "node")
     def report(request: Request, name: str, body: wire.NodeReport,

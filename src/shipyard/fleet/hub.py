@@ -7,6 +7,10 @@ polls at once; on PostgreSQL a LISTEN thread hears every coordinator's NOTIFY; a
 task reads the revision every ``fleet.poll_seconds`` in case a notification was missed
 (a listener that reconnects misses what was sent meanwhile). So 1,000 parked polls cost
 one query per period, not 1,000.
+
+What a woken poll answers comes from one :class:`~.snapshot.Snapshot` per revision, read
+once (single flight) and shared by every poll parked here: waking 1,000 polls costs one
+read of the fleet's rows, not 1,000 reads of each node's own.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import time
 from starlette.concurrency import run_in_threadpool
 
 from shipyard.fleet import service
+from shipyard.fleet import snapshot as snapshots
 from shipyard.fleet.db import FleetDB
 
 log = logging.getLogger("shipyard.fleet")
@@ -36,6 +41,8 @@ class Hub:
         self._tasks: list[asyncio.Task[None]] = []
         self._stop = threading.Event()
         self.started = time.monotonic()
+        self._snapshot: snapshots.Snapshot | None = None
+        self._loading: asyncio.Future[snapshots.Snapshot] | None = None
 
     # -- wake-ups -----------------------------------------------------------------------------
 
@@ -56,6 +63,41 @@ class Hub:
     def changed_threadsafe(self, revision: int | None = None) -> None:
         if self.loop is not None and not self.loop.is_closed():
             self.loop.call_soon_threadsafe(self.changed, revision)
+
+    # -- the shared snapshot ------------------------------------------------------------------
+
+    async def snapshot(self, at_least: int) -> snapshots.Snapshot:
+        """The fleet at revision ``at_least`` or later: the cached one, or one read for
+        every poll asking meanwhile (a single read in flight at a time). Gives up waiting
+        for ``at_least`` after two reads (the database is the record, not what we were
+        told), so a caller gets the newest it has."""
+        snap = self._snapshot
+        for _ in range(2):
+            if snap is not None and snap.revision >= at_least:
+                return snap
+            if self._loading is None:
+                self._loading = asyncio.ensure_future(self._load())
+            snap = await asyncio.shield(self._loading)
+        assert snap is not None
+        return snap
+
+    async def _load(self) -> snapshots.Snapshot:
+        try:
+            snap = await run_in_threadpool(snapshots.read_snapshot, self.db)
+        finally:
+            self._loading = None
+        if self._snapshot is None or snap.revision >= self._snapshot.revision:
+            self._snapshot = snap
+        if snap.revision > self.revision:
+            self.changed(snap.revision)
+        return snap
+
+    async def read_revision(self) -> int:
+        """The revision in the database now (for answers that may not wait)."""
+        current = await run_in_threadpool(self._read_revision)
+        if current > self.revision:
+            self.changed(current)
+        return current
 
     @property
     def stopping(self) -> bool:

@@ -198,12 +198,32 @@ def fill(conn: Connection, node: Any, doc: wire.DesiredDocument) -> None:
     if not doc.instances:
         return
     source = _source or _default_source()
-    mine = {inst.service: source.interfaces(inst.package) for inst in doc.instances}
+    mine = {inst.package: source.interfaces(inst.package) for inst in doc.instances}
     if not any(i.accepts or i.announces for i in mine.values()):
         return
-    view = _view(conn, source)
+    fill_from(_view(conn, source), mine, node.name, doc)
+
+
+def snapshot(conn: Connection, packages: set[str]) -> tuple[_View | None, dict[str, Any]]:
+    """The links part of a fleet-wide snapshot (``service.read_snapshot``): every assigned
+    package's interfaces, and the view when any of them announces or accepts. Read off
+    the event loop, so that documents are then built from memory without I/O."""
+    source = _source or _default_source()
+    interfaces = {package: source.interfaces(package) for package in sorted(packages)}
+    if not any(i.accepts or i.announces for i in interfaces.values()):
+        return None, interfaces
+    return _view(conn, source), interfaces
+
+
+def fill_from(view: _View | None, interfaces: dict[str, Any], node_name: str,
+              doc: wire.DesiredDocument) -> None:
+    """:func:`fill` from an already read view and interface map (no database, no I/O)."""
+    if view is None:
+        return
     for inst in doc.instances:
-        found = mine[inst.service]
+        found = interfaces.get(inst.package)
+        if found is None:
+            continue
         for interface in sorted(found.accepts):
             for row, sealed in view.announcements.get(interface, []):
                 owner = view.nodes.get(row.node_id)
@@ -217,7 +237,7 @@ def fill(conn: Connection, node: Any, doc: wire.DesiredDocument) -> None:
                 inst.announcements.append(wire.Announcement(
                     announcer=row.instance, announcer_node=owner.name,
                     interface=row.interface, host=row.host, port=row.port,
-                    password_sealed=sealed.get(node.name)))
+                    password_sealed=sealed.get(node_name)))
         for interface in sorted(found.announces):
             # A disabled pair keeps the address: disabling makes the acceptor refuse the
             # announcer, it does not move or restart the announcer.
