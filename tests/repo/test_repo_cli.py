@@ -96,8 +96,9 @@ def test_init_channels_and_bad_input(shipyard: Shipyard, tmp_path: Path) -> None
     assert nodb.stderr.count("\n") == 1
     assert not (tmp_path / "z").exists()
     missing = shipyard.run("repo", "publish", "--repo", str(tmp_path / "none"), check=False)
-    assert missing.returncode == 1
-    assert "is not a repository" in missing.stderr
+    # A --repo that does not exist is a command-line mistake (docs/reference/exit-codes.md).
+    assert missing.returncode == 2
+    assert "no such directory" in missing.stderr
     assert "Traceback" not in missing.output
 
 
