@@ -27,12 +27,13 @@ from shipyard import __version__
 from shipyard.config import Settings
 from shipyard.coords import validate_group, validate_id, validate_version
 from shipyard.errors import CoordinateError, ShipyardError
-from shipyard.farm import service
+from shipyard.farm import actions, artifacts, buildlog, buildrequests, leases, queries, workers
 from shipyard.farm.apidocs import install as install_api_docs
+from shipyard.farm.buildrequests import BuildRequest
+from shipyard.farm.config import FarmConfig
 from shipyard.farm.coordinator import Coordinator
 from shipyard.farm.db import FarmDB
 from shipyard.farm.errors import FarmError, Forbidden, TooLarge, Unauthorized
-from shipyard.farm.service import BuildRequest, FarmConfig
 from shipyard.farm.tokens import TokenInfo
 
 MAX_WAIT = 25.0
@@ -250,51 +251,51 @@ def _public_routes() -> APIRouter:
                worker: str | None = None, limit: int = Query(50, ge=1, le=1000),
                before: int | None = Query(None, ge=1, le=MAX_ID)) -> list[dict[str, Any]]:
         c = _coordinator(request)
-        return service.list_builds(c.db, c.cfg, state=state, package=package, worker=worker,
+        return queries.list_builds(c.db, c.cfg, state=state, package=package, worker=worker,
                                    limit=limit, before=before)
 
     @router.get("/builds/{build_id}")
     def build(request: Request, build_id: BuildId) -> dict[str, Any]:
         c = _coordinator(request)
-        return service.get_build(c.db, c.cfg, build_id)
+        return queries.get_build(c.db, c.cfg, build_id)
 
     @router.get("/builds/{build_id}/log")
     def build_log(request: Request, build_id: BuildId, offset: int = Query(0, ge=0, le=MAX_ID),
                   limit: int = Query(1 << 20, ge=1, le=16 << 20)) -> dict[str, Any]:
         c = _coordinator(request)
-        return service.read_log(c.db, c.cfg, build_id, offset, limit)
+        return buildlog.read_log(c.db, c.cfg, build_id, offset, limit)
 
     @router.get("/builds/{build_id}/artifact")
     def build_artifact(request: Request, build_id: BuildId) -> FileResponse:
         c = _coordinator(request)
-        path = service.artifact_path(c.db, c.cfg, build_id)
+        path = artifacts.artifact_path(c.db, c.cfg, build_id)
         return FileResponse(path, filename=path.name, media_type="application/octet-stream")
 
     @router.get("/workers")
     def workers(request: Request) -> list[dict[str, Any]]:
         c = _coordinator(request)
-        return service.list_workers(c.db, c.cfg)
+        return queries.list_workers(c.db, c.cfg)
 
     @router.get("/workers/{name}")
     def worker(request: Request, name: str) -> dict[str, Any]:
         c = _coordinator(request)
-        return service.get_worker(c.db, c.cfg, name)
+        return queries.get_worker(c.db, c.cfg, name)
 
     @router.get("/packages")
     def packages(request: Request) -> list[dict[str, Any]]:
-        return service.list_packages(_coordinator(request).db)
+        return queries.list_packages(_coordinator(request).db)
 
     @router.get("/packages/{name}")
     def package(request: Request, name: str) -> dict[str, Any]:
-        return service.get_package(_coordinator(request).db, name)
+        return queries.get_package(_coordinator(request).db, name)
 
     @router.get("/stale")
     def stale(request: Request, days: float = Query(2.0, ge=0, le=36500)) -> list[dict[str, Any]]:
-        return service.stale(_coordinator(request).db, days)
+        return queries.stale(_coordinator(request).db, days)
 
     @router.get("/stats")
     def stats(request: Request) -> dict[str, Any]:
-        return service.stats(_coordinator(request).db)
+        return queries.stats(_coordinator(request).db)
 
     return router
 
@@ -312,7 +313,7 @@ def _worker_routes() -> APIRouter:
     def register(request: Request, body: RegisterIn,
                  token: TokenInfo = Depends(auth)) -> dict[str, Any]:
         c = _coordinator(request)
-        result = service.register_worker(c.db, c.cfg, token.id, body.name, body.platforms,
+        result = workers.register_worker(c.db, c.cfg, token.id, body.name, body.platforms,
                                          body.capacity, body.http_url)
         c.forget_worker(body.name)
         if result["requeued"]:
@@ -335,7 +336,7 @@ def _worker_routes() -> APIRouter:
             event = c.queue_event()
             if await request.is_disconnected():
                 return Response(status_code=204)
-            got = await run_in_threadpool(service.claim, c.db, c.cfg, name, token.id,
+            got = await run_in_threadpool(leases.claim, c.db, c.cfg, name, token.id,
                                           body.platforms)
             if got is not None:
                 return got
@@ -350,14 +351,14 @@ def _worker_routes() -> APIRouter:
                   token: TokenInfo = Depends(auth)) -> dict[str, Any]:
         c = _coordinator(request)
         c.check_worker(body.worker, token)
-        return service.heartbeat(c.db, c.cfg, build_id, body.worker, body.attempt)
+        return leases.heartbeat(c.db, c.cfg, build_id, body.worker, body.attempt)
 
     @_route(router, "POST", "/builds/{build_id}/log", worker_only)
     def append_log(request: Request, build_id: BuildId, body: LogIn,
                    token: TokenInfo = Depends(auth)) -> dict[str, Any]:
         c = _coordinator(request)
         c.check_worker(body.worker, token)
-        return service.report_log(c.db, c.cfg, build_id, body.worker, body.attempt, body.pos,
+        return leases.report_log(c.db, c.cfg, build_id, body.worker, body.attempt, body.pos,
                                   body.data)
 
     @_route(router, "PUT", "/builds/{build_id}/artifact", worker_only)
@@ -372,7 +373,7 @@ def _worker_routes() -> APIRouter:
             raise TooLarge(f"upload of {declared} bytes is over farm.max_upload_bytes ({cap})")
         if not c.worker_checked(worker, token):
             await run_in_threadpool(c.check_worker, worker, token)
-        await run_in_threadpool(service.check_upload, c.db, build_id, worker, attempt, filename)
+        await run_in_threadpool(artifacts.check_upload, c.db, build_id, worker, attempt, filename)
         staging = c.cfg.artifacts / ".incoming"
         staging.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f"{build_id}-", suffix=".part", dir=staging)
@@ -390,7 +391,7 @@ def _worker_routes() -> APIRouter:
                 await run_in_threadpool(os.fsync, handle.fileno())
             if size == 0:
                 raise FarmError("empty upload")
-            return await run_in_threadpool(service.store_artifact, c.db, c.cfg, build_id,
+            return await run_in_threadpool(artifacts.store_artifact, c.db, c.cfg, build_id,
                                            worker, attempt, filename, Path(tmp), size,
                                            digest.hexdigest())
         finally:
@@ -402,7 +403,7 @@ def _worker_routes() -> APIRouter:
                token: TokenInfo = Depends(auth)) -> dict[str, Any]:
         c = _coordinator(request)
         c.check_worker(body.worker, token)
-        result = service.finish(c.db, c.cfg, build_id, body.worker, body.attempt, body.result,
+        result = leases.finish(c.db, c.cfg, build_id, body.worker, body.attempt, body.result,
                                 body.reason, body.tail, body.log_pos, body.log)
         state = result["build"]["state"]
         if state == "failed":
@@ -416,7 +417,7 @@ def _worker_routes() -> APIRouter:
             # forgotten meanwhile) must not turn its answer into an error; the worker's
             # own claim then says what is wrong.
             try:
-                result["next"] = service.claim(c.db, c.cfg, body.worker, token.id)
+                result["next"] = leases.claim(c.db, c.cfg, body.worker, token.id)
             except FarmError:
                 result["next"] = None
         return result
@@ -469,7 +470,7 @@ def _control_routes() -> APIRouter:
         """Queue a build of (package, version, commit) unless that version is queued,
         running or built already; answers 201 when a build was created."""
         c = _coordinator(request)
-        build, created, note = service.request_build(c.db, c.cfg, _validated_request(body),
+        build, created, note = buildrequests.request_build(c.db, c.cfg, _validated_request(body),
                                                      token.name)
         _after_request(c, build, created)
         response.status_code = 201 if created else 200
@@ -481,7 +482,7 @@ def _control_routes() -> APIRouter:
                               token: TokenInfo = Depends(require(*requesters))
                               ) -> dict[str, Any]:
         c = _coordinator(request)
-        build, created, note = service.request_package_build(c.db, c.cfg, name, body.commit,
+        build, created, note = buildrequests.request_package_build(c.db, c.cfg, name, body.commit,
                                                              body.force, token.name)
         _after_request(c, build, created)
         response.status_code = 201 if created else 200
@@ -491,13 +492,13 @@ def _control_routes() -> APIRouter:
     def abort(request: Request, build_id: BuildId,
               token: TokenInfo = Depends(require(*admins))) -> dict[str, Any]:
         c = _coordinator(request)
-        return service.abort(c.db, c.cfg, build_id, token.name)
+        return actions.abort(c.db, c.cfg, build_id, token.name)
 
     @_route(router, "POST", "/builds/{build_id}/requeue", admins)
     def requeue(request: Request, build_id: BuildId,
                 token: TokenInfo = Depends(require(*admins))) -> dict[str, Any]:
         c = _coordinator(request)
-        build = service.requeue(c.db, c.cfg, build_id, token.name)
+        build = actions.requeue(c.db, c.cfg, build_id, token.name)
         c.wake_claims_threadsafe()
         return build
 
@@ -505,13 +506,13 @@ def _control_routes() -> APIRouter:
     def pause(request: Request, name: str,
               token: TokenInfo = Depends(require(*admins))) -> dict[str, Any]:
         c = _coordinator(request)
-        return service.set_worker_paused(c.db, c.cfg, name, True)
+        return actions.set_worker_paused(c.db, c.cfg, name, True)
 
     @_route(router, "POST", "/workers/{name}/resume", admins)
     def resume(request: Request, name: str,
                token: TokenInfo = Depends(require(*admins))) -> dict[str, Any]:
         c = _coordinator(request)
-        view = service.set_worker_paused(c.db, c.cfg, name, False)
+        view = actions.set_worker_paused(c.db, c.cfg, name, False)
         c.wake_claims_threadsafe()
         return view
 

@@ -4,7 +4,7 @@ On SQLite every write transaction starts with ``BEGIN IMMEDIATE``: it takes the 
 before reading, so a claim that reads the queue and then updates it can never fail with
 "database is locked" halfway (in WAL mode a deferred transaction that read an older snapshot
 cannot be upgraded to a writer). On PostgreSQL a write transaction is an ordinary READ
-COMMITTED one; the claim uses ``FOR UPDATE SKIP LOCKED`` (see :mod:`shipyard.farm.service`).
+COMMITTED one; the claim uses ``FOR UPDATE SKIP LOCKED`` (see :mod:`shipyard.farm.leases`).
 """
 
 from __future__ import annotations
