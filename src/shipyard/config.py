@@ -68,8 +68,6 @@ SETTINGS: tuple[Setting, ...] = (
             "runtime root: one directory per service instance"),
     Setting("paths.state", "path", _home_default("state", "/var/lib/shipyard"),
             "state: install locks, link state, farm database"),
-    Setting("paths.log", "path", _home_default("log", "/var/log/shipyard"),
-            "Shipyard's own logs"),
     Setting("paths.run", "path", _home_default("run", "/run/shipyard"),
             "volatile state: pid files and sockets of Shipyard itself"),
     Setting("repo.url", "str", "", "repository a node installs from (file://, http://, https://)"),
@@ -113,6 +111,12 @@ SETTINGS: tuple[Setting, ...] = (
             "reverse proxies (addresses or networks) whose X-Forwarded-For the coordinator "
             "believes; empty: none, the peer address counts"),
     Setting("farm.token", "str", "", "token farm client commands send (worker, hook, admin)"),
+    Setting("farm.bwrap", "str", "bwrap",
+            "bubblewrap binary a worker runs builds in (Debian's bubblewrap)"),
+    Setting("farm.build_time_limit", "int", 7200,
+            "seconds a worker lets a build run (0: no limit; build.timeout may be shorter)"),
+    Setting("farm.build_memory_limit", "int", 8192,
+            "MiB of address space per build process on a worker (0: no limit)"),
     Setting("farm.poll_seconds", "float", 1.0,
             "how often a waiting claim re-reads the queue (other coordinators' requests)"),
     Setting("farm.channels", "list", [],
@@ -272,10 +276,6 @@ class Settings:
         return self.path("paths.state")
 
     @property
-    def log_dir(self) -> Path:
-        return self.path("paths.log")
-
-    @property
     def run_dir(self) -> Path:
         return self.path("paths.run")
 
@@ -298,6 +298,9 @@ def _read_ini(path: Path) -> dict[str, tuple[str, str]]:
     for section in parser.sections():
         for key, value in parser.items(section):
             full = f"{section}.{key}"
+            if full in RETIRED:
+                raise ConfigError(f"{path}: [{section}] {key} is no longer a setting: "
+                                  f"{RETIRED[full]}; remove it")
             if full not in BY_KEY:
                 raise ConfigError(f"{path}: unknown setting [{section}] {key}")
             values[full] = (value, str(path))
@@ -323,6 +326,12 @@ def exposed_secret_files(settings: Settings) -> list[str]:
            else "group" if mode & 0o040 else "others")
     return [f"{path} holds {', '.join(sorted(secrets))} and is readable by {who} "
             f"(mode {mode & 0o777:04o}): chmod 600 {path}"]
+
+
+# Settings that were documented once, with what replaced them (a file naming one gets
+# told so, not just "unknown").
+RETIRED = {"paths.log": "Shipyard's processes log to stderr, for systemd's journal (see the "
+                        "operator guide's Logs)"}
 
 
 def load_settings(

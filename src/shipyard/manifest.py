@@ -33,12 +33,35 @@ class LinkAnnounce:
     port: int | None = None
     hostname_prefix: str | None = None
     password: str | None = None  # "random" or None
+    port_param: str | None = None  # generate.port = "{param.NAME}": the instance's value
+
+
+PASSWORD_VIA = ("env", "argv")
+ON_CHANGE = ("none", "reload", "restart")
 
 
 @dataclass(frozen=True)
 class LinkAccept:
     interface: str
     adapter: str
+    # How the accept adapter gets the password: SHIPYARD_LINK_PASSWORD in its environment
+    # (the default: a command line is readable by every local user in /proc/PID/cmdline),
+    # or --password= on its command line for adapters that cannot read the environment.
+    password_via: str = "env"
+    # What Shipyard does to the running acceptor after an adapter run changed something.
+    on_change: str = "none"
+
+
+PARAM_TYPES = ("string", "int", "port")
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One ``[service.params]`` entry: a typed instance parameter, maybe with a default."""
+
+    name: str
+    type: str = "string"          # one of PARAM_TYPES
+    default: str | None = None    # as text, the way it reaches --name=value
 
 
 @dataclass(frozen=True)
@@ -47,6 +70,8 @@ class ServiceSpec:
     stop: str | None = None
     exec: tuple[str, ...] | None = None
     user: str | None = None
+    reload: str | None = None     # "signal:NAME" or a script path in the package
+    params: tuple[ParamSpec, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -54,6 +79,7 @@ class BuildSpec:
     command: str
     env: dict[str, str] = field(default_factory=dict)
     timeout: int | None = None
+    network: bool = False  # a farm worker's sandbox gives the build the network
 
 
 @dataclass(frozen=True)
@@ -208,7 +234,7 @@ def parse_manifest(text: str, source: str = MANIFEST_NAME) -> Manifest:
 
     build = None
     if "build" in data:
-        table = _table(ctx, "build", data["build"], {"command", "env", "timeout"})
+        table = _table(ctx, "build", data["build"], {"command", "env", "timeout", "network"})
         command = _nonempty(ctx, "build.command", _required(ctx, table, "build", "command"))
         env = {}
         if "env" in table:
@@ -217,11 +243,15 @@ def parse_manifest(text: str, source: str = MANIFEST_NAME) -> Manifest:
             env = {k: _str(ctx, f"build.env.{k}", v) for k, v in env_table.items()}
         timeout = _int_range(1, 86_400)(ctx, "build.timeout", table["timeout"]) if (
             "timeout" in table) else None
-        build = BuildSpec(command, env, timeout)
+        network = table.get("network", False)
+        if not isinstance(network, bool):
+            raise ctx.fail("build.network", f"expected a boolean, got {_type_name(network)}")
+        build = BuildSpec(command, env, timeout, network)
 
     service = None
     if "service" in data:
-        table = _table(ctx, "service", data["service"], {"start", "stop", "exec", "user"})
+        table = _table(ctx, "service", data["service"],
+                       {"start", "stop", "exec", "user", "reload", "params"})
         start = _rel_path(ctx, "service.start", table["start"]) if "start" in table else None
         stop = _rel_path(ctx, "service.stop", table["stop"]) if "stop" in table else None
         exec_ = None
@@ -233,7 +263,9 @@ def parse_manifest(text: str, source: str = MANIFEST_NAME) -> Manifest:
         if (start is None) == (exec_ is None):
             raise ctx.fail("service", "expected exactly one of 'start' or 'exec'")
         user = _nonempty(ctx, "service.user", table["user"]) if "user" in table else None
-        service = ServiceSpec(start, stop, exec_, user)
+        reload = _reload(ctx, table["reload"]) if "reload" in table else None
+        params = _params(ctx, table["params"]) if "params" in table else ()
+        service = ServiceSpec(start, stop, exec_, user, reload, params)
 
     announces: list[LinkAnnounce] = []
     accepts: list[LinkAccept] = []
@@ -248,8 +280,11 @@ def parse_manifest(text: str, source: str = MANIFEST_NAME) -> Manifest:
             adapter = _rel_path(ctx, f"{key}.adapter", _required(ctx, entry, key, "adapter"))
             gen = _table(ctx, f"{key}.generate", entry.get("generate", {}),
                          {"port", "hostname_prefix", "password"})
-            port = _int_range(1, 65535)(ctx, f"{key}.generate.port", gen["port"]) if (
-                "port" in gen) else None
+            port = port_param = None
+            if isinstance(gen.get("port"), str):
+                port_param = _param_ref(ctx, f"{key}.generate.port", gen["port"])
+            elif "port" in gen:
+                port = _int_range(1, 65535)(ctx, f"{key}.generate.port", gen["port"])
             prefix = _nonempty(ctx, f"{key}.generate.hostname_prefix",
                                gen["hostname_prefix"]) if "hostname_prefix" in gen else None
             password = None
@@ -257,15 +292,21 @@ def parse_manifest(text: str, source: str = MANIFEST_NAME) -> Manifest:
                 password = _str(ctx, f"{key}.generate.password", gen["password"])
                 if password != "random":
                     raise ctx.fail(f"{key}.generate.password", "expected \"random\"")
-            announces.append(LinkAnnounce(interface, adapter, port, prefix, password))
+            announces.append(LinkAnnounce(interface, adapter, port, prefix, password,
+                                          port_param))
         for index, item in enumerate(_array_of_tables(ctx, "link.accept",
                                                        link.get("accept", []))):
             key = f"link.accept[{index}]"
-            entry = _table(ctx, key, item, {"interface", "adapter"})
+            entry = _table(ctx, key, item,
+                           {"interface", "adapter", "password_via", "on_change"})
             interface = _interface(ctx, f"{key}.interface",
                                    _required(ctx, entry, key, "interface"))
             adapter = _rel_path(ctx, f"{key}.adapter", _required(ctx, entry, key, "adapter"))
-            accepts.append(LinkAccept(interface, adapter))
+            via = _choice(ctx, f"{key}.password_via", entry.get("password_via", "env"),
+                          PASSWORD_VIA)
+            on_change = _choice(ctx, f"{key}.on_change", entry.get("on_change", "none"),
+                                ON_CHANGE)
+            accepts.append(LinkAccept(interface, adapter, via, on_change))
 
     return Manifest(
         coord=PackageCoord(group, ident, version),
@@ -278,6 +319,83 @@ def parse_manifest(text: str, source: str = MANIFEST_NAME) -> Manifest:
         raw=data,
         **texts,
     )
+
+
+def _reload(ctx: _Ctx, value: Any) -> str:
+    """``signal:HUP`` (any signal name) or a relative script path."""
+    import signal
+
+    text = _nonempty(ctx, "service.reload", value)
+    if text.startswith("signal:"):
+        name = text[len("signal:"):].upper()
+        name = name if name.startswith("SIG") else f"SIG{name}"
+        if name not in signal.Signals.__members__:
+            raise ctx.fail("service.reload", f"unknown signal {text[7:]!r} (e.g. signal:HUP)")
+        return f"signal:{name[3:]}"
+    return _rel_path(ctx, "service.reload", text)
+
+
+def check_param_value(spec: ParamSpec, value: str) -> str | None:
+    """Why ``value`` is not a valid ``spec.type``, or None when it is."""
+    if spec.type == "string":
+        return None
+    text = value.strip()
+    if not (text.isdigit() or (text.startswith("-") and text[1:].isdigit())):
+        return f"expected an integer{' (a port)' if spec.type == 'port' else ''}, got {value!r}"
+    if spec.type == "port" and not 1 <= int(text) <= 65535:
+        return f"expected a port from 1 to 65535, got {value}"
+    return None
+
+
+def _params(ctx: _Ctx, value: Any) -> tuple[ParamSpec, ...]:
+    """``[service.params]``: ``NAME = { type = "port", default = 5222 }`` per parameter."""
+    import re
+
+    table = _table(ctx, "service.params", value, set(value) if isinstance(value, dict)
+                   else set())
+    specs = []
+    for name, item in table.items():
+        key = f"service.params.{name}"
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name) or name in (
+                "runtime-dir", "coordinate"):
+            raise ctx.fail(key, "expected a parameter name like 'port' (not runtime-dir or "
+                           "coordinate, which Shipyard passes itself)")
+        entry = _table(ctx, key, item, {"type", "default"})
+        kind = _str(ctx, f"{key}.type", entry.get("type", "string"))
+        if kind not in PARAM_TYPES:
+            raise ctx.fail(f"{key}.type", f"expected one of {', '.join(PARAM_TYPES)}, "
+                           f"got {kind!r}")
+        default = None
+        if "default" in entry:
+            raw = entry["default"]
+            if isinstance(raw, bool) or not isinstance(raw, str | int):
+                raise ctx.fail(f"{key}.default", f"expected a string or an integer, got "
+                               f"{_type_name(raw)}")
+            default = str(raw)
+            spec = ParamSpec(name, kind, default)
+            problem = check_param_value(spec, default)
+            if problem:
+                raise ctx.fail(f"{key}.default", problem)
+        specs.append(ParamSpec(name, kind, default))
+    return tuple(specs)
+
+
+def _choice(ctx: _Ctx, key: str, value: Any, choices: tuple[str, ...]) -> str:
+    text = _str(ctx, key, value)
+    if text not in choices:
+        expected = " or ".join(f'"{c}"' for c in choices)
+        raise ctx.fail(key, f"expected {expected}, got {text!r}")
+    return text
+
+
+def _param_ref(ctx: _Ctx, key: str, value: str) -> str:
+    """``"{param.NAME}"``: the value comes from each instance's parameter NAME."""
+    import re
+
+    match = re.fullmatch(r"\{param\.([A-Za-z0-9][A-Za-z0-9_.-]*)\}", value)
+    if match is None:
+        raise ctx.fail(key, f"expected a port number or \"{{param.NAME}}\", got {value!r}")
+    return match.group(1)
 
 
 def _array_of_tables(ctx: _Ctx, key: str, value: Any) -> list[Any]:

@@ -8,6 +8,10 @@ from pathlib import Path
 
 from farmkit import Farm, Source, _farm, _make_farm, request_ids, wait_until  # noqa: F401
 
+# The builds here report to files of the test (pids, runs): without the sandbox, which
+# would hide those paths (tests/farm/test_sandbox.py covers the sandboxed worker).
+HOST_VISIBLE = ("--no-sandbox",)
+
 
 def _alive(pid: int) -> bool:
     try:
@@ -26,7 +30,7 @@ def test_abort_kills_the_build_and_its_grandchildren(farm: Farm, tmp_path: Path)
     pids.mkdir()
     coordinator = farm.start_coordinator()
     url = coordinator.url
-    farm.start_worker("w1", url)
+    farm.start_worker("w1", url, extra=HOST_VISIBLE)
     source = Source.create(farm, url)
     # The build starts a child shell that starts a grandchild, and waits for both.
     command = (f"echo $$ > {pids}/shell; "
@@ -57,7 +61,7 @@ def test_abort_kills_the_build_and_its_grandchildren(farm: Farm, tmp_path: Path)
                what=f"the build's processes {procs} to be gone")
 
     # Not retried, even after the lease would have run out; the next build runs.
-    farm.start_worker("w2", url)
+    farm.start_worker("w2", url, extra=HOST_VISIBLE)
     source.package("next", "org.example", "next", "1.1", "echo next")
     _commit, output = source.push("next 1.1")
     (later,) = request_ids(output)

@@ -14,6 +14,10 @@ from farmkit import Farm, Source, _make_farm, request_ids, wait_until  # noqa: F
 BUILDS = 20
 KILLS = 8
 
+# The builds here report to files of the test (pids, runs): without the sandbox, which
+# would hide those paths (tests/farm/test_sandbox.py covers the sandboxed worker).
+HOST_VISIBLE = ("--no-sandbox",)
+
 
 def test_coordinator_killed_at_random_moments(make_farm: Callable[..., Farm],
                                               tmp_path: Path) -> None:
@@ -22,8 +26,8 @@ def test_coordinator_killed_at_random_moments(make_farm: Callable[..., Farm],
     runs = tmp_path / "runs.txt"
     coordinator = farm.start_coordinator()
     url, port = coordinator.url, int(coordinator.url.rsplit(":", 1)[1])
-    farm.start_worker("w1", url)
-    farm.start_worker("w2", url)
+    farm.start_worker("w1", url, extra=HOST_VISIBLE)
+    farm.start_worker("w2", url, extra=HOST_VISIBLE)
     source = Source.create(farm, url)
     source.package("p", "org.example", "p", "1.0", f"sleep 0.2; pwd >> {runs}")
     _commit, output = source.push("p")

@@ -12,6 +12,10 @@ from farmkit import Farm, Source, _make_farm, request_ids, wait_until  # noqa: F
 
 BUILDS = 200
 
+# The builds here report to files of the test (pids, runs): without the sandbox, which
+# would hide those paths (tests/farm/test_sandbox.py covers the sandboxed worker).
+HOST_VISIBLE = ("--no-sandbox",)
+
 
 def test_two_coordinators_four_workers_200_builds(make_farm: Callable[..., Farm],
                                                   pg_url: str, tmp_path: Path) -> None:
@@ -20,7 +24,7 @@ def test_two_coordinators_four_workers_200_builds(make_farm: Callable[..., Farm]
     first = farm.start_coordinator(name="c1")
     second = farm.start_coordinator(name="c2")
     for index, coordinator in enumerate((first, first, second, second)):
-        farm.start_worker(f"w{index}", coordinator.url)
+        farm.start_worker(f"w{index}", coordinator.url, extra=HOST_VISIBLE)
     source = Source.create(farm, first.url)
     # Every run appends its build directory (<workdir>/builds/<id>-<attempt>/...).
     source.package("p", "org.example", "many", "1.0", f"pwd >> {runs}")

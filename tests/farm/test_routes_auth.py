@@ -100,8 +100,11 @@ def test_every_state_changing_route_needs_a_token_of_its_role(tmp_path: Path) ->
 
         # Reads stay anonymous.
         for path in ("/api/health", "/api/builds", "/api/workers", "/api/packages",
-                     "/api/stats", "/api/stale", "/openapi.json", "/docs"):
+                     "/api/stats", "/api/stale", "/openapi.json", "/docs", "/metrics"):
             assert client.get(path).status_code == 200, path
+        # /metrics is outside /api/ and only reads: nothing else is routed there.
+        for method in ("POST", "PUT", "DELETE", "PATCH"):
+            assert client.request(method, "/metrics").status_code == 405, method
         assert client.get("/api/whoami").status_code == 401
         me = client.get("/api/whoami", headers={"Authorization": f"Bearer {tokens['hook']}"})
         assert me.json() == {"name": "t-hook", "role": "hook"}

@@ -31,14 +31,16 @@ done
 """
 
 # Keeps one file per linked host under its runtime dir: entries/<host> = port, password.
+# The password comes in the environment (the default), never on the command line.
 ACCEPT = """#!/bin/sh
 remove=no
+password="$SHIPYARD_LINK_PASSWORD"
 for arg in "$@"; do
   case "$arg" in
     --remove) remove=yes ;;
     --host=*) host="${arg#--host=}" ;;
     --port=*) port="${arg#--port=}" ;;
-    --password=*) password="${arg#--password=}" ;;
+    --password=*) password="${arg#--password=}" ;;  # password_via = "argv" only
     *) echo "unknown argument $arg" >&2; exit 2 ;;
   esac
 done

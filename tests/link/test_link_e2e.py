@@ -173,6 +173,13 @@ def test_transports_really_authenticate_then_disable_and_unregister(
         states = {(r["announcer"], r["acceptor"]): (r["state"], r["error"]) for r in rows}
         assert states == {(ECHO, CHAT): ("disabled", "disabled: abuse"),
                           (UPPER, CHAT): ("linked", None)}
+        # The adapter only edited the config; Shipyard reloaded the server (on_change =
+        # "reload"), which kept the client connected, and link list shows both.
+        row = next(r for r in rows if r["announcer"] == ECHO)
+        assert row["said"].startswith(f"removed component {ECHO_HOST} on port"), row
+        assert row["change"] == f"reloaded {CHAT} (script.d/reload.py)", row
+        table = shipyard.run("link", "list").stdout
+        assert f"reloaded {CHAT}" in " ".join(table.split())
 
         # The other transport goes away: its entry leaves the server's config.
         shipyard.run("svc", "stop", UPPER, env=ENV)

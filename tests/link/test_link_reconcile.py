@@ -22,7 +22,7 @@ from linkkit import (
 )
 
 from conftest import Shipyard
-from helpers import public_tmpdir
+from helpers import public_tmpdir, wait_until
 
 FQDN = {"SHIPYARD_LINK_FQDN": "node1.example.org"}
 
@@ -292,15 +292,55 @@ def test_adapters_get_their_own_instance_environment(shipyard: Shipyard) -> None
     reconcile(shipyard)
     env = (runtime(home, "1.srv.t.local") / "env").read_text().splitlines()
     package_dir = server.install_path(home / "software")
+    password = generated(home, "1.echo.t.local")["password"]
     assert env == [
         "SHIPYARD_COORDINATE=1.srv.t.local",
         "SHIPYARD_LINK_ACTION=apply",
         "SHIPYARD_LINK_ANNOUNCER=1.echo.t.local",
+        "SHIPYARD_LINK_HOST=echo.node1.example.org",
         "SHIPYARD_LINK_INTERFACE=chat",
+        "SHIPYARD_LINK_ON_CHANGE=none",
+        f"SHIPYARD_LINK_PASSWORD={password}",
+        "SHIPYARD_LINK_PORT=4000",
         f"SHIPYARD_PACKAGE_DIR={package_dir}",
+        "SHIPYARD_PARAMS=",
         f"SHIPYARD_RUNTIME_DIR={runtime(home, '1.srv.t.local')}",
         str(package_dir),  # the working directory
     ]
+
+
+def test_password_is_not_on_a_running_adapters_command_line(shipyard: Shipyard) -> None:
+    """Any local user reads /proc/PID/cmdline: the accept adapter gets the password in its
+    environment unless its package says password_via = "argv"."""
+    import threading
+
+    home = shipyard.home
+    gate = home / "go"
+    waits = ACCEPT.replace("#!/bin/sh\n", "#!/bin/sh\n"
+                           'echo $$ > "$SHIPYARD_PACKAGE_DIR/../pid"\n'
+                           f'while [ ! -e {gate} ]; do sleep 0.05; done\n')
+    echo = install_package(home, "echo", announce=ANNOUNCE)
+    server = install_package(home, "server", accept=waits)
+    register(home, "1.echo.t.local", echo)
+    register(home, "1.srv.t.local", server)
+    pid_file = server.install_path(home / "software").parent / "pid"
+    done: list[dict] = []
+    worker = threading.Thread(target=lambda: done.append(reconcile(shipyard)))
+    worker.start()
+    try:
+        pid = int(wait_until(lambda: pid_file.exists() and pid_file.read_text().strip(),
+                             what="the adapter to run"))
+        password = generated(home, "1.echo.t.local")["password"]
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        assert b"--host=echo.node1.example.org" in cmdline
+        assert password.encode() not in cmdline
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+        assert f"SHIPYARD_LINK_PASSWORD={password}".encode() in environ.split(b"\0")
+    finally:
+        gate.touch()
+        worker.join(60)
+    assert done and done[0]["counts"] == {"applied": 1}
+    assert entries(home, "1.srv.t.local")["echo.node1.example.org"][1] == password
 
 
 def test_adapters_run_as_the_instance_user(tmp_path: Path) -> None:
@@ -333,3 +373,33 @@ def test_adapters_run_as_the_instance_user(tmp_path: Path) -> None:
         assert entries(home, "1.srv.t.local") == {
             f"u{uid}.example": (4000, generated(home, "1.echo.t.local")["password"])}
         assert (runtime(home, "1.srv.t.local") / "entries").stat().st_uid == uid
+
+
+def test_accept_adapter_sees_the_instance_parameters(shipyard: Shipyard) -> None:
+    """Item 8: an adapter can write a full server config before the first start, because
+    it gets the acceptor's parameters (with [service.params] defaults) as start does."""
+    from shipyard.coords import ServiceCoord
+    from shipyard.svc import registry
+    from shipyard.svc.registry import Registration
+
+    home = shipyard.home
+    probe = ACCEPT.replace("#!/bin/sh\n", "#!/bin/sh\n"
+                           'mkdir -p "$SHIPYARD_RUNTIME_DIR"\n'
+                           'env | grep "^SHIPYARD_PARAM" | sort > "$SHIPYARD_RUNTIME_DIR/env"\n')
+    echo = install_package(home, "echo", announce=ANNOUNCE)
+    server = install_package(home, "server", accept=probe)
+    manifest = server.install_path(home / "software") / "shipyard.toml"
+    manifest.write_text(manifest.read_text() + '\n[service]\nexec = ["/bin/true"]\n'
+                        '[service.params]\nc2s = { type = "port", default = 5222 }\n'
+                        'domain = { type = "string" }\n')
+    register(home, "1.echo.t.local", echo)
+    registry.save(settings_for(home), Registration(
+        ServiceCoord.parse("1.srv.t.local"), server, me(),
+        params=["--domain=chat example.org"]))
+    reconcile(shipyard)
+    env = (runtime(home, "1.srv.t.local") / "env").read_text().splitlines()
+    assert env == [
+        "SHIPYARD_PARAMS=--c2s=5222 '--domain=chat example.org'",
+        "SHIPYARD_PARAM_C2S=5222",
+        "SHIPYARD_PARAM_DOMAIN=chat example.org",
+    ]

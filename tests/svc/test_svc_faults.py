@@ -148,6 +148,10 @@ def test_service_dying_right_after_start(svc: Shipyard, src: Path, out: Path) ->
     assert line.endswith("exited with code 4 right after start: fatal: cannot bind port")
     entry = status(svc, name)
     assert entry["state"] == "dead"
+    # Without an argument, status still fails on a dead instance (monitoring checks).
+    whole = svc.run("svc", "status", check=False)
+    assert whole.returncode == 3, whole.output
+    assert "dead" in whole.stdout
     # Same through a start script whose daemon dies at once.
     _registered(svc, src, out, "2.dies.test.local", "dies-script",
                 'start = "script.d/start"', {"script.d/start": """
@@ -162,6 +166,9 @@ def test_service_dying_right_after_start(svc: Shipyard, src: Path, out: Path) ->
     # A dead instance starts again once the cause is gone, and stop clears it.
     assert "was not running" in svc.run("svc", "stop", name).stdout
     assert state_of(svc, name) == "stopped"
+    assert svc.run("svc", "status", check=False).returncode == 3  # 2.dies is still dead
+    svc.run("svc", "stop", "2.dies.test.local")
+    assert svc.run("svc", "status", "--json").returncode == 0  # stopped is not a failure
 
 
 def test_runtime_dir_not_writable(svc: Shipyard, src: Path, out: Path) -> None:

@@ -34,7 +34,8 @@ NAME = "1.tick.test.local"
 
 def _started(svc: Shipyard, out: Path) -> int:
     package = install_example(svc, "svc-exec", out)
-    svc.run("svc", "register", NAME, "--package", package, "--", "--interval=1")
+    if not (svc.home / "etc" / "services" / f"{NAME}.ini").exists():
+        svc.run("svc", "register", NAME, "--package", package, "--", "--interval=1")
     svc.run("svc", "start", NAME)
     return status(svc, NAME)["pid"]
 
@@ -146,3 +147,35 @@ def test_live_pid_file_without_record_is_adopted(svc: Shipyard, out: Path) -> No
     assert "already running" in svc.run("svc", "start", NAME).stdout
     svc.run("svc", "stop", NAME)
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie"
+
+
+def test_restart_outside_shipyard_is_one_process_for_all(svc: Shipyard, out: Path) -> None:
+    """Issue 13 item 3: the service was restarted by hand, its new pid in run/start.pid.
+    Status, stop and start must all mean that process: stop stops it (not "was not
+    running"), and start refuses to launch a second copy."""
+    pid = _started(svc, out)
+    os.killpg(pid, signal.SIGKILL)
+    wait_until(lambda: state_of(svc, NAME) == "dead", what="dead state")
+    again = _as_service_user("sleep", "1000")  # the hand-restarted service
+    try:
+        (runtime_dir(svc, NAME) / "run" / "start.pid").write_text(f"{again.pid}\n")
+        entry = status(svc, NAME)
+        assert (entry["state"], entry["pid"]) == ("running", again.pid)
+        stopped = svc.run("svc", "stop", NAME)
+        assert f"stopped {NAME} (pid {again.pid})" in stopped.stdout, stopped.output
+        wait_until(lambda: again.poll() is not None, what="the adopted process to end")
+        assert state_of(svc, NAME) == "stopped"
+        # Once more, and this time start is asked first: it finds the same process.
+        pid = _started(svc, out)
+        os.killpg(pid, signal.SIGKILL)
+        wait_until(lambda: state_of(svc, NAME) == "dead", what="dead state")
+        again = _as_service_user("sleep", "1000")
+        (runtime_dir(svc, NAME) / "run" / "start.pid").write_text(f"{again.pid}\n")
+        started = json.loads(svc.run("svc", "start", NAME, "--json").stdout)
+        assert (started["result"], started["pid"]) == ("running", again.pid)
+        svc.run("svc", "stop", NAME)
+        wait_until(lambda: again.poll() is not None, what="the adopted process to end")
+    finally:
+        if again.poll() is None:
+            again.kill()
+        again.wait()

@@ -110,3 +110,53 @@ def test_stop_after_a_crash_kills_what_the_service_left_in_its_group(
                                      "process(es) it left in its group")
     assert not pid_alive(worker)
     assert state_of(svc, name) == "stopped"
+
+
+def test_reload_by_signal_and_after_a_link_change(svc: Shipyard, src: Path,
+                                                  out: Path) -> None:
+    """Item 9: [service] reload = "signal:HUP" through svc reload, and Shipyard's restart
+    after an accept adapter changed the config (on_change = "restart")."""
+    import json as json_
+
+    serve = """
+        #!/bin/sh
+        trap 'echo reloaded >> "$SHIPYARD_RUNTIME_DIR/data/reloads"' HUP
+        while :; do sleep 0.05; done
+    """
+    package = install(svc, write_package(
+        src, "hup", 'exec = ["bin/run"]\nreload = "signal:HUP"', {"bin/run": serve}), out)
+    name = "1.hup.test.local"
+    svc.run("svc", "register", name, "--package", package)
+    assert "not running" in svc.run("svc", "reload", name).stdout
+    svc.run("svc", "start", name)
+    pid = status(svc, name)["pid"]
+    result = json_.loads(svc.run("svc", "reload", name, "--json").stdout)
+    assert (result["result"], result["pid"]) == ("reloaded", pid)
+    reloads = runtime_dir(svc, name) / "data" / "reloads"
+    wait_until(lambda: reloads.exists() and "reloaded" in reloads.read_text(),
+               what="the HUP to arrive")
+    assert status(svc, name)["pid"] == pid  # reloaded, not restarted
+
+    # A server whose package restarts on a link change; its adapter just succeeds.
+    extra = ('\n[[link.accept]]\ninterface = "hup-link"\nadapter = "link.d/accept"\n'
+             'on_change = "restart"\n')
+    server = install(svc, write_package(
+        src, "restarts", 'exec = ["bin/run"]', {
+            "bin/run": "#!/bin/sh\nexec sleep 1000\n",
+            "link.d/accept": "#!/bin/sh\necho \"wrote $1\"\n"}, extra=extra), out)
+    announcer = install(svc, write_package(
+        src, "announces", 'exec = ["bin/run"]', {
+            "bin/run": "#!/bin/sh\nexec sleep 1000\n",
+            "link.d/announce": "#!/bin/sh\nprintf 'a.example\\n4100\\nsecret\\n'\n"},
+        extra='\n[[link.announce]]\ninterface = "hup-link"\nadapter = "link.d/announce"\n'),
+        out)
+    svc.run("svc", "register", "1.srv.test.local", "--package", server)
+    svc.run("svc", "start", "1.srv.test.local")
+    before = status(svc, "1.srv.test.local")["pid"]
+    svc.run("svc", "register", "1.ann.test.local", "--package", announcer)  # reconciles
+    after = status(svc, "1.srv.test.local")
+    assert after["state"] == "running" and after["pid"] != before
+    rows = json_.loads(svc.run("link", "list", "--json").stdout)["links"]
+    row = next(r for r in rows if r["acceptor"] == "1.srv.test.local")
+    assert row["said"] == "wrote --host=a.example", row
+    assert row["change"] == f"restarted 1.srv.test.local (pid {after['pid']})", row

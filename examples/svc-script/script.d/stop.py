@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Stop the svc-script HTTP service: TERM the pid in run/start.pid, wait, KILL.
 
-    stop.py --runtime-dir=DIR
+    stop.py --runtime-dir=DIR --coordinate=SVC [--param=value ...]
+
+Shipyard passes the same options start.py gets; this script needs only the runtime dir.
 """
 
 import argparse
@@ -29,7 +31,8 @@ def alive(pid: int) -> bool:
 def main() -> int:
     parser = argparse.ArgumentParser(prog="stop.py")
     parser.add_argument("--runtime-dir", required=True, type=Path)
-    args = parser.parse_args()
+    parser.add_argument("--coordinate")
+    args, _params = parser.parse_known_args()
     pid_file = args.runtime_dir / "run" / "start.pid"
     try:
         pid = int(pid_file.read_text(encoding="ascii").strip())

@@ -17,7 +17,14 @@ from typing import Any
 import typer
 
 from shipyard.cli import farm_initsys, farm_user
-from shipyard.cli.common import print_json, print_table, settings
+from shipyard.cli.common import (
+    log_format_option,
+    log_level_option,
+    print_json,
+    print_table,
+    settings,
+    start_logging,
+)
 from shipyard.config import Settings
 from shipyard.errors import ShipyardError, UsageError
 
@@ -114,13 +121,19 @@ def serve(
     socket_fd: int = typer.Option(None, "--socket-fd", min=0,
                                   help="Serve on this inherited, listening socket instead "
                                        "of binding farm.bind (a supervisor bound it)."),
+    log_level: str = log_level_option(),
+    log_format: str = log_format_option(),
 ) -> None:
-    """Run the coordinator (FastAPI under Uvicorn; OpenAPI at /docs). With --repo it
-    refuses to start without the repository's signing key (see repo keygen)."""
+    """Run the coordinator (FastAPI under Uvicorn; OpenAPI at /docs, metrics at /metrics).
+    With --repo it refuses to start without the repository's signing key (see repo keygen)."""
     from shipyard import server
     from shipyard.farm.db import default_db_url, redact
+    from shipyard.logsetup import register_secret
 
+    start_logging(log_level, log_format)
     effective = settings(ctx, farm__bind=bind, farm__db=db)
+
+    register_secret(str(effective.get("smtp.password") or ""))
     if socket_fd is not None:
         sock, address = server.adopt(socket_fd)
     else:
@@ -153,8 +166,20 @@ def worker(
     keep_failed: bool = typer.Option(False, "--keep-failed",
                                      help="Keep the directories of failed builds."),
     token_file: Path = typer.Option(None, "--token-file", help=TOKEN_FILE_HELP),
+    no_sandbox: bool = typer.Option(False, "--no-sandbox",
+                                    help="Run builds without the bubblewrap sandbox (with "
+                                         "this worker's rights; see the operator guide)."),
+    time_limit: int = typer.Option(None, "--build-time-limit", min=0, metavar="SECONDS",
+                                   help="Kill a build after this long (farm.build_time_limit,"
+                                        " default 7200; 0: no limit)."),
+    memory_limit: int = typer.Option(None, "--build-memory-limit", min=0, metavar="MIB",
+                                     help="Address space per build process "
+                                          "(farm.build_memory_limit, default 8192; 0: none)."),
+    log_level: str = log_level_option(),
+    log_format: str = log_format_option(),
 ) -> None:
-    """Run a build worker: claim builds from the coordinator and run them."""
+    """Run a build worker: claim builds from the coordinator and run them (in a sandbox)."""
+    from shipyard.farm.sandbox import Sandbox, find_bwrap
     from shipyard.farm.worker import (
         Worker,
         WorkerOptions,
@@ -163,18 +188,31 @@ def worker(
         default_platform,
     )
 
+    start_logging(log_level, log_format)
     secret = _secret_token(ctx, token, token_file)
     if not secret:
         raise UsageError("a worker needs a token: --token-file, SHIPYARD_FARM_TOKEN or "
                          "farm.token in a 0600 config file")
-    effective = settings(ctx)
+    effective = settings(ctx, farm__build_time_limit=time_limit,
+                         farm__build_memory_limit=memory_limit)
+    from shipyard.logsetup import register_secret
+
+    register_secret(secret)
     check_git()
+    sandbox = Sandbox(
+        None if no_sandbox else find_bwrap(str(effective.get("farm.bwrap") or "")),
+        time_limit=int(effective.get("farm.build_time_limit")),
+        memory_limit=int(effective.get("farm.build_memory_limit")),
+        # The configuration may hold farm.token: a build must not read it.
+        hide=(effective.config_dir.absolute(),
+              *((effective.config_file.absolute(),) if effective.config_file else ()),
+              *((token_file.absolute(),) if token_file else ())))
     worker_name = name or default_name()
     options = WorkerOptions(
         coordinator=_coordinator_url(effective, coordinator), token=secret, name=worker_name,
         platforms=list(platform) if platform else [default_platform()], capacity=capacity,
         workdir=(workdir or effective.state_dir / "farm-worker" / worker_name).absolute(),
-        http_port=http, keep_failed=keep_failed)
+        http_port=http, keep_failed=keep_failed, sandbox=sandbox)
     Worker(options).serve()
 
 

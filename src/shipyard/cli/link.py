@@ -41,6 +41,8 @@ def _spinner(text: str) -> Iterator[None]:
 def _print_report(report: Report, as_json: bool,
                   concern: Callable[[Outcome], bool] | None = None) -> None:
     """Print the report; fail when a pair failed (only pairs of ``concern`` if given)."""
+    for warning in report.warnings:
+        err_console().print(f"shipyard: warning: {warning}")
     if as_json:
         print_json(report.to_json())
     else:
@@ -97,16 +99,20 @@ def list_cmd(
     ctx: typer.Context,
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Every pair: interface, announcer, acceptor, state, since, last error."""
+    """Every pair: interface, announcer, acceptor, state, since, last error, and what the
+    accept adapter last printed (with the reload or restart that followed)."""
     from shipyard.link import admin
 
     rows = admin.rows(settings(ctx))
     if as_json:
         print_json({"links": rows})
         return
-    print_table(None, ["interface", "announcer", "acceptor", "state", "since", "last error"],
+    print_table(None, ["interface", "announcer", "acceptor", "state", "since", "last error",
+                       "adapter said"],
                 [(r["interface"] or "*", r["announcer"], r["acceptor"] or "-", r["state"],
-                  r["since"], r["error"] or "") for r in rows], empty="no links")
+                  r["since"], r["error"] or "",
+                  "; ".join(x for x in (r["said"], r["change"]) if x))
+                 for r in rows], empty="no links")
 
 
 @app.command("disable")

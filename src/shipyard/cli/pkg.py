@@ -14,6 +14,7 @@ import typer
 
 from shipyard.cli.common import (
     err_console,
+    existing,
     print_json,
     print_table,
     settings,
@@ -50,6 +51,7 @@ def pack(
     from shipyard.pkg.pack import pack_directory
 
     settings(ctx)
+    existing(directory, "package source dir", kind="dir")
     archive = pack_directory(directory, out, compression="zst" if zstd else "gz",
                              log=sys.stderr)
     if as_json:
@@ -169,5 +171,6 @@ def verify(
                     sys.stdout.write(f"  {kind:<9}{name}\n")
     if any(not r.ok for r in reports):
         if not as_json:
-            err_console().print("[red]installed files differ from their install records[/red]")
+            err_console().print("installed files differ from their install records",
+                                style="red")
         raise typer.Exit(1)

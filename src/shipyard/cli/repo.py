@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import typer
 
-from shipyard.cli.common import print_json, print_table, settings
+from shipyard.cli.common import existing, print_json, print_table, settings
 from shipyard.errors import ShipyardError
 
 app = typer.Typer(help="Create, fill and publish a signed package repository.",
@@ -25,6 +25,8 @@ JSON_OPT = typer.Option(False, "--json", help="Print JSON.")
 def _repo_dir(ctx: typer.Context, repo: str | None):  # type: ignore[no-untyped-def]
     from shipyard.repo.layout import resolve_repo_dir
 
+    if repo is not None:
+        existing(repo, "--repo", kind="dir")  # missing path: exit 2 (exit-codes.md)
     return resolve_repo_dir(settings(ctx), repo)
 
 
@@ -104,6 +106,7 @@ def upload(
 
     current = settings(ctx)
     root = _repo_dir(ctx, repo)
+    existing(archive, "package archive")
     coord = do_upload(current, root, archive, channel, db_url=db)
     target = channel or RepoConfig.load(root / "repo.ini").default_channel
     if json_:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-from shipyard.cli.common import print_json, print_table, settings
+from shipyard.cli.common import existing, print_json, print_table, settings
 from shipyard.cli.svc_all import run_all
 from shipyard.cli.svc_all import warn as _warn
 
@@ -143,6 +143,15 @@ def restart_cmd(ctx: typer.Context, service: str = typer.Argument(..., metavar="
     _warn(stopped.warnings + started.warnings)
 
 
+@app.command("reload")
+def reload_cmd(ctx: typer.Context, service: str = typer.Argument(..., metavar="SVC"),
+               json_: bool = JSON) -> None:
+    """Make a running instance re-read its config ([service] reload: a signal or script)."""
+    from shipyard.svc.reload import reload
+
+    _print_outcome(reload(_context(ctx), _coord(service)), json_)
+
+
 @app.command("upgrade")
 def upgrade_cmd(
     ctx: typer.Context,
@@ -178,7 +187,8 @@ def status_cmd(
                                          help="Instances to show (default: all)."),
     json_: bool = JSON,
 ) -> None:
-    """Show instances; exit code 3 when an instance asked for is not running."""
+    """Show instances; exit 3 when one asked for is not running, or (without SVC) when
+    any instance is dead."""
     from shipyard.svc import control, registry
 
     context = _context(ctx)
@@ -194,7 +204,11 @@ def status_cmd(
                     [(r.coordinate, r.package, r.state, r.pid, _uptime(r.uptime),
                       "yes" if r.boot else "no") for r in rows],
                     empty="no service instances registered")
+    # As supervisorctl status: a monitoring check of "everything" must see a dead instance;
+    # a stopped one is a choice an operator made, so listing all of them does not fail.
     if services and any(row.state != "running" for row in rows):
+        raise typer.Exit(3)
+    if any(row.state == "dead" for row in rows):
         raise typer.Exit(3)
 
 
@@ -278,7 +292,8 @@ def cleanup_cmd(
     ctx: typer.Context,
     service: str = typer.Argument(..., metavar="SVC"),
     archive: Path = typer.Option(None, "--archive", metavar="DIR",
-                                 help="First pack log/ and data/ into a dated .tar.gz here."),
+                                 help="First pack etc/, log/ and data/ into a dated "
+                                      ".tar.gz here (svc restore reads it)."),
     json_: bool = JSON,
 ) -> None:
     """Remove a stopped instance's runtime dir (refused while it runs)."""
@@ -289,8 +304,30 @@ def cleanup_cmd(
         print_json(cleaned.to_dict())
         return
     if cleaned.archive:
-        typer.echo(f"archived log/ and data/ of {cleaned.coordinate} to {cleaned.archive}")
+        typer.echo(f"archived etc/, log/ and data/ of {cleaned.coordinate} to "
+                   f"{cleaned.archive}")
     typer.echo(f"removed the runtime dir of {cleaned.coordinate}")
+
+
+@app.command("restore")
+def restore_cmd(
+    ctx: typer.Context,
+    service: str = typer.Argument(..., metavar="SVC"),
+    archive: Path = typer.Argument(..., metavar="ARCHIVE",
+                                   help="A .tar.gz written by svc cleanup --archive."),
+    json_: bool = JSON,
+) -> None:
+    """Put an archive of svc cleanup --archive back (etc/, log/, data/, owned by the
+    service user); the instance must be registered, stopped and cleaned up."""
+    from shipyard.svc.restore import restore
+
+    restored = restore(settings(ctx), service, existing(archive, "archive"))
+    if json_:
+        print_json(restored.to_dict())
+        return
+    parts = ", ".join(f"{p}/" for p in restored.parts)
+    typer.echo(f"restored {parts} of {restored.coordinate} ({restored.files} files) from "
+               f"{restored.archive}")
 
 
 @app.command("init-system")

@@ -150,8 +150,10 @@ class Machine:
 
     def start_workers(self) -> list[Background]:
         for name in WORKERS:
+            # Builds run in bubblewrap's sandbox; a machine without it still shows the demo.
+            plain = ["--no-sandbox"] if shutil.which("bwrap") is None else []
             self.workers.append(self._spawn(name, [*_shipyard(), "farm", "worker", "--name",
-                                                   name, "--coordinator", self.url],
+                                                   name, "--coordinator", self.url, *plain],
                                             {"SHIPYARD_FARM_TOKEN": self.worker_token}))
 
         def registered() -> bool:

@@ -27,7 +27,16 @@ from shipyard import __version__
 from shipyard.config import Settings
 from shipyard.coords import validate_group, validate_id, validate_version
 from shipyard.errors import CoordinateError, ShipyardError
-from shipyard.farm import actions, artifacts, buildlog, buildrequests, leases, queries, workers
+from shipyard.farm import (
+    actions,
+    artifacts,
+    buildlog,
+    buildrequests,
+    events,
+    leases,
+    queries,
+    workers,
+)
 from shipyard.farm.apidocs import install as install_api_docs
 from shipyard.farm.buildrequests import BuildRequest
 from shipyard.farm.config import FarmConfig
@@ -173,6 +182,9 @@ def create_app(settings: Settings, db_url: str, repo_dir: str | os.PathLike[str]
                   description="Build requests, workers, logs and packages of the farm. "
                               "Reads are anonymous; changes need a bearer token.")
     app.state.coordinator = coordinator
+    from shipyard.farm.metrics import install as install_metrics
+
+    install_metrics(app, db, repo)
 
     @app.exception_handler(ShipyardError)
     async def _farm_error(_request: Request, exc: ShipyardError) -> JSONResponse:
@@ -316,6 +328,7 @@ def _worker_routes() -> APIRouter:
         result = workers.register_worker(c.db, c.cfg, token.id, body.name, body.platforms,
                                          body.capacity, body.http_url)
         c.forget_worker(body.name)
+        events.worker_registered(body.name, result["requeued"])
         if result["requeued"]:
             c.wake_claims_threadsafe()
         return result
@@ -339,6 +352,7 @@ def _worker_routes() -> APIRouter:
             got = await run_in_threadpool(leases.claim, c.db, c.cfg, name, token.id,
                                           body.platforms)
             if got is not None:
+                events.claimed(got, name)
                 return got
             remaining = deadline - loop.time()
             if remaining <= 0 or c.stopping:
@@ -406,6 +420,8 @@ def _worker_routes() -> APIRouter:
         result = leases.finish(c.db, c.cfg, build_id, body.worker, body.attempt, body.result,
                                 body.reason, body.tail, body.log_pos, body.log)
         state = result["build"]["state"]
+        events.finished(result["build"], body.worker, body.attempt, body.result)
+        request.app.state.metrics.build_finished(result["build"])
         if state == "failed":
             c.loop.call_soon_threadsafe(c.wake_mailer)  # type: ignore[union-attr]
         elif state == "succeeded":
@@ -418,6 +434,7 @@ def _worker_routes() -> APIRouter:
             # own claim then says what is wrong.
             try:
                 result["next"] = leases.claim(c.db, c.cfg, body.worker, token.id)
+                events.claimed(result["next"], body.worker)
             except FarmError:
                 result["next"] = None
         return result
@@ -456,7 +473,8 @@ def _control_routes() -> APIRouter:
     requesters = ("hook", "admin")
     admins = ("admin",)
 
-    def _after_request(c: Coordinator, build: dict[str, Any], created: bool) -> None:
+    def _after_request(c: Coordinator, build: dict[str, Any], created: bool, by: str) -> None:
+        events.requested(build, created, by)
         if not created:
             return
         if build["state"] == "queued":
@@ -472,7 +490,7 @@ def _control_routes() -> APIRouter:
         c = _coordinator(request)
         build, created, note = buildrequests.request_build(c.db, c.cfg, _validated_request(body),
                                                      token.name)
-        _after_request(c, build, created)
+        _after_request(c, build, created, token.name)
         response.status_code = 201 if created else 200
         return {"build": build, "created": created, "note": note}
 
@@ -484,7 +502,7 @@ def _control_routes() -> APIRouter:
         c = _coordinator(request)
         build, created, note = buildrequests.request_package_build(c.db, c.cfg, name, body.commit,
                                                              body.force, token.name)
-        _after_request(c, build, created)
+        _after_request(c, build, created, token.name)
         response.status_code = 201 if created else 200
         return {"build": build, "created": created, "note": note}
 
@@ -492,13 +510,16 @@ def _control_routes() -> APIRouter:
     def abort(request: Request, build_id: BuildId,
               token: TokenInfo = Depends(require(*admins))) -> dict[str, Any]:
         c = _coordinator(request)
-        return actions.abort(c.db, c.cfg, build_id, token.name)
+        build = actions.abort(c.db, c.cfg, build_id, token.name)
+        events.aborted(build, token.name)
+        return build
 
     @_route(router, "POST", "/builds/{build_id}/requeue", admins)
     def requeue(request: Request, build_id: BuildId,
                 token: TokenInfo = Depends(require(*admins))) -> dict[str, Any]:
         c = _coordinator(request)
         build = actions.requeue(c.db, c.cfg, build_id, token.name)
+        events.requeued(build, token.name)
         c.wake_claims_threadsafe()
         return build
 
@@ -506,13 +527,16 @@ def _control_routes() -> APIRouter:
     def pause(request: Request, name: str,
               token: TokenInfo = Depends(require(*admins))) -> dict[str, Any]:
         c = _coordinator(request)
-        return actions.set_worker_paused(c.db, c.cfg, name, True)
+        view = actions.set_worker_paused(c.db, c.cfg, name, True)
+        events.worker_paused(name, True)
+        return view
 
     @_route(router, "POST", "/workers/{name}/resume", admins)
     def resume(request: Request, name: str,
                token: TokenInfo = Depends(require(*admins))) -> dict[str, Any]:
         c = _coordinator(request)
         view = actions.set_worker_paused(c.db, c.cfg, name, False)
+        events.worker_paused(name, False)
         c.wake_claims_threadsafe()
         return view
 

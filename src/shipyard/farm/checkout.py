@@ -138,3 +138,16 @@ def export_tree(cache: Path, url: str, commit: str, dest: Path, track: Track) ->
             continue
         raise CheckoutError(f"cannot check out {commit} of {url}: "
                             f"{problem or _first_line(err)}")
+
+
+def commit_time(cache: Path, url: str, commit: str, track: Track) -> int:
+    """The committer time of ``commit`` (UNIX seconds): the build's ``SOURCE_DATE_EPOCH``, so
+    building the same commit again gives the same bytes (the commit is in the mirror once
+    :func:`export_tree` has run)."""
+    result = _git(["--git-dir", str(mirror_path(cache, url)), "log", "-1", "--format=%ct",
+                   commit], track=track)
+    text = result.stdout.decode("ascii", "replace").strip()
+    if result.returncode != 0 or not text.isdigit():
+        raise CheckoutError(f"cannot read the time of commit {commit}: "
+                            f"{_first_line(result.stderr)}")
+    return int(text)

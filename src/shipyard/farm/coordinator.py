@@ -23,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 
 from shipyard.config import Settings
 from shipyard.db.farm_models import FarmToken, FarmWorker
-from shipyard.farm import leases, mailer, statements
+from shipyard.farm import events, leases, mailer, statements
 from shipyard.farm.config import FarmConfig
 from shipyard.farm.db import FarmDB, aware, utcnow
 from shipyard.farm.errors import Forbidden, NotFound
@@ -202,7 +202,7 @@ class Coordinator:
                 log.warning("reaper: %s: %s", type(exc).__name__, exc)
                 continue
             if changed:
-                log.info("reaper: %s", ", ".join(f"build {b} -> {s}" for b, s in changed))
+                events.reaped(changed)
                 if any(state == "queued" for _, state in changed):
                     self.wake_claims()
                 self.wake_mailer()
@@ -231,11 +231,10 @@ class Coordinator:
             return
         self.last_publish = await run_in_threadpool(
             publish_pending, self.db, self.cfg, self.settings, self.repo_dir)
+        events.publish_round(self.last_publish)
         if self.last_publish.get("publish_error") or self.last_publish.get("busy"):
             # Retry, backing off (a publisher that fails, e.g. for want of its signing key,
             # would otherwise write a failed activity row every second).
-            if self.last_publish.get("publish_error"):
-                log.warning("publisher: %s", self.last_publish["publish_error"])
             await asyncio.sleep(self._publish_backoff)
             self._publish_backoff = min(self._publish_backoff * 2, 60.0)
             self.wake_publisher()

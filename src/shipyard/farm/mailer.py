@@ -19,6 +19,7 @@ from sqlalchemy import or_, select, update
 
 from shipyard.config import Settings
 from shipyard.db.farm_models import FarmOutbox
+from shipyard.farm import events
 from shipyard.farm.db import FarmDB, utcnow
 
 CLAIM_SECONDS = 120
@@ -94,12 +95,15 @@ def send_due(db: FarmDB, smtp: SmtpConfig, *, limit: int = 20) -> int:
             row = session.get(FarmOutbox, row_id) if claimed else None
             message = _message(smtp, row) if row is not None else None
             attempts = row.attempts if row is not None else 0
+            build_id, recipient = (row.build_id, row.recipient) if row is not None else (
+                None, "")
         if message is None:
             continue
         try:
             _send(smtp, message)
         except (OSError, smtplib.SMTPException) as exc:
             delay = min(MAX_BACKOFF, 5 * 2 ** min(attempts, 10))
+            events.mail_failed(row_id, build_id, f"{type(exc).__name__}: {exc}", delay)
             with db.write() as session:
                 session.execute(
                     update(FarmOutbox).where(FarmOutbox.id == row_id)
@@ -112,5 +116,6 @@ def send_due(db: FarmDB, smtp: SmtpConfig, *, limit: int = 20) -> int:
             session.execute(update(FarmOutbox).where(FarmOutbox.id == row_id)
                             .values(sent_at=utcnow(), attempts=attempts + 1, last_error="")
                             .execution_options(synchronize_session=False))
+        events.mail_sent(row_id, build_id, recipient)
         sent += 1
     return sent

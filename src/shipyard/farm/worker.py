@@ -1,8 +1,9 @@
 """``shipyard farm worker``: claim builds, run them, report back. Outgoing HTTP only.
 
 Each build runs in a fresh directory: the commit's tree is exported there, the package's
-``[build] command`` runs through :func:`shipyard.pkg.pack.pack_directory` (in its own
-process group and session), and the archive is uploaded. While it runs, its output is
+``[build] command`` runs through :func:`shipyard.pkg.pack.pack_directory` in the build
+sandbox (:mod:`shipyard.farm.sandbox`; in its own process group and session), and the
+archive is uploaded. While it runs, its output is
 streamed to the coordinator and a heartbeat renews the lease. The heartbeat's answer can
 say "abort" (an operator asked) and a 409 says "this attempt is not yours any more" (the
 lease ran out and the build went to another worker): in both cases every process group the
@@ -35,9 +36,10 @@ from pathlib import Path
 from typing import Any
 
 from shipyard.errors import ShipyardError
-from shipyard.farm.checkout import export_tree
+from shipyard.farm.checkout import commit_time, export_tree
 from shipyard.farm.client import ApiError, FarmClient
 from shipyard.farm.errors import CoordinatorUnreachable
+from shipyard.farm.sandbox import Sandbox
 
 log = logging.getLogger("shipyard.farm.worker")
 
@@ -63,6 +65,7 @@ class WorkerOptions:
     workdir: Path
     http_port: int | None = None
     keep_failed: bool = False
+    sandbox: Sandbox = field(default_factory=lambda: Sandbox(None))  # see farm.sandbox
 
 
 class BuildAborted(Exception):
@@ -321,6 +324,16 @@ class BuildRun:
         why.set()
         self.kill()
 
+    def _lease_lost(self, message: str) -> None:
+        if not self.lost.is_set():
+            log.warning("build %s attempt %s: lease lost, build killed: %s", self.build_id,
+                        self.attempt, message, extra=self._event("lease-lost"))
+        self._stop_build(self.lost)
+
+    def _event(self, name: str, **fields: Any) -> dict[str, Any]:
+        """The ``extra`` of a log line: the event's fields for ``--log-format json``."""
+        return {"event": name, "build": self.build_id, "attempt": self.attempt, **fields}
+
     # -- reporting threads ------------------------------------------------------------------
 
     @property
@@ -345,7 +358,7 @@ class BuildRun:
             except ApiError as exc:
                 if exc.status in (404, 409):
                     self.sink.line(f"attempt taken away: {exc.message}")
-                    self._stop_build(self.lost)
+                    self._lease_lost(exc.message)
                     return None
                 answer = None
             except CoordinatorUnreachable:
@@ -368,7 +381,7 @@ class BuildRun:
                 retry_for=None, stop=self.stop_streaming.is_set, timeout=30.0)
         except ApiError as exc:
             if exc.status in (404, 409):
-                self._stop_build(self.lost)
+                self._lease_lost(exc.message)
             return
         except CoordinatorUnreachable:
             return
@@ -379,6 +392,9 @@ class BuildRun:
     # -- the build --------------------------------------------------------------------------
 
     def run(self) -> None:
+        log.info("build %s attempt %s claimed: %s %s at %s", self.build_id, self.attempt,
+                 self.build["package"], self.build.get("version") or "",
+                 str(self.build["commit"])[:12], extra=self._event("claim"))
         self._last_beat = time.monotonic()
         self._next_scan = self._started + SCAN_AFTER
         self.reporters.heartbeat.attach(self, self._heartbeat_due())
@@ -424,8 +440,9 @@ class BuildRun:
         self.sink.line(f"build {self.build_id} attempt {self.attempt}: {build['package']} "
                        f"{build.get('version') or ''} at {build['commit']} "
                        f"on {self.worker.opts.name}")
-        export_tree(self.worker.opts.workdir / "git", build["repo_url"], build["commit"],
-                    source_root, self.track)
+        cache = self.worker.opts.workdir / "git"
+        export_tree(cache, build["repo_url"], build["commit"], source_root, self.track)
+        epoch = commit_time(cache, build["repo_url"], build["commit"], self.track)
         self._check_stop()
         subdir = build.get("subdir") or ""
         source = source_root / subdir if subdir else source_root
@@ -442,8 +459,10 @@ class BuildRun:
                               f"{build['package']} {build.get('version') or ''}".rstrip())
         self.sink.line(f"building {manifest.coord} in {source}")
         try:
-            archive = pack_directory(source, out, log=self.sink, durable=False,
-                                     manifest=manifest)
+            archive = pack_directory(
+                source, out, log=self.sink, durable=False, manifest=manifest,
+                runner=self.worker.opts.sandbox.runner(source_root, self.dir / "home"),
+                work_dir=self.dir, source_date_epoch=epoch)
         except ShipyardError as exc:
             self._check_stop()
             self.sink.line(exc.message)
@@ -463,7 +482,7 @@ class BuildRun:
                                retry_for=None, stop=self.lost.is_set, timeout=600.0)
         except ApiError as exc:
             if exc.status in (404, 409):
-                self.lost.set()
+                self._lease_lost(exc.message)
                 return "failure", exc.message
             self.sink.line(exc.message)
             return "failure", f"upload refused: {exc.message}"
@@ -486,6 +505,10 @@ class BuildRun:
                                       retry_for=None, stop=self.worker.stopping.is_set,
                                       timeout=60.0)
             self.next_job = (answer or {}).get("next")
+            log.info("build %s attempt %s finished: %s%s", self.build_id, self.attempt, result,
+                     f" ({reason.splitlines()[0][:200]})" if reason.strip() else "",
+                     extra=self._event("finish", result=result,
+                                       seconds=round(time.monotonic() - self._started, 3)))
         except ApiError as exc:
             log.warning("build %s: result %s not accepted: %s", self.build_id, result,
                         exc.message)
@@ -496,6 +519,8 @@ class BuildRun:
     def release(self) -> None:
         """The worker is shutting down: kill the build and give it back to the queue."""
         self._stop_build(self.lost)
+        log.info("build %s attempt %s released: the worker is stopping", self.build_id,
+                 self.attempt, extra=self._event("release"))
         with contextlib.suppress(ShipyardError):
             self.client.post(f"/api/builds/{self.build_id}/finish",
                              {**self._ident(), "result": "released",
@@ -558,10 +583,11 @@ class Worker:
         threading.Thread(target=self._empty_trash, daemon=True, name="trash").start()
         with self._client() as client:
             info = self.register(client)
-        sys.stderr.write(f"shipyard farm worker {self.opts.name}: registered with "
-                         f"{self.opts.coordinator} (capacity {self.opts.capacity}, lease "
-                         f"{info.get('lease_seconds')} s)\n")
-        sys.stderr.flush()
+        sandbox = self.opts.sandbox
+        log.info("worker %s registered with %s (capacity %s, lease %s s, %s)", self.opts.name,
+                 self.opts.coordinator, self.opts.capacity, info.get("lease_seconds"),
+                 f"sandbox {sandbox.bwrap}" if sandbox.bwrap else "NO SANDBOX",
+                 extra={"event": "register", "worker": self.opts.name})
         if self.opts.http_port:
             self._start_http()
         slots = [threading.Thread(target=self._slot, args=(index,), daemon=True,
@@ -612,9 +638,8 @@ class Worker:
                     return
                 run.run()
             except Exception as exc:  # never lose the slot to one bad build
-                log.exception("build %s: %s", run.build_id, exc)
-                sys.stderr.write(f"shipyard farm worker: build {run.build_id}: internal error: "
-                                 f"{type(exc).__name__}: {exc}\n")
+                log.exception("build %s: internal error: %s: %s", run.build_id,
+                              type(exc).__name__, exc)
             finally:
                 with self._lock:
                     self.running.pop(run.build_id, None)
@@ -633,11 +658,12 @@ class Worker:
             return None
         except ApiError as exc:
             if exc.status == 404:  # forgotten (a new database): register again
+                log.warning("the coordinator does not know this worker: registering again",
+                            extra={"event": "register-again"})
                 with contextlib.suppress(ShipyardError):
                     self.register(client)
             else:
-                log.warning("claim refused: %s", exc.message)
-                sys.stderr.write(f"shipyard farm worker: {exc.message}\n")
+                log.warning("claim refused: %s", exc.message, extra={"event": "claim-refused"})
             self.stopping.wait(self._backoff)
             self._backoff = min(self._backoff * 2, 10.0)
             return None

@@ -256,9 +256,36 @@ def parse_announce(stdout: str) -> LinkData:
     return LinkData(host, int(port_text), password)
 
 
-def accept_argv(adapter: Path, data: LinkData, *, remove: bool) -> list[str]:
+def accept_argv(adapter: Path, data: LinkData, *, remove: bool,
+                password_argv: bool = False) -> list[str]:
+    """The accept adapter's command line. The password is on it only when the package
+    asks (``password_via = "argv"``): any local user can read a command line in
+    ``/proc/PID/cmdline``, so by default it travels in ``SHIPYARD_LINK_PASSWORD``."""
     argv = [str(adapter)]
     if remove:
         argv.append("--remove")
-    argv += [f"--host={data.host}", f"--port={data.port}", f"--password={data.password}"]
+    argv += [f"--host={data.host}", f"--port={data.port}"]
+    if password_argv:
+        argv.append(f"--password={data.password}")
     return argv
+
+
+SAID_LINES = 3
+SAID_CHARS = 300
+
+
+def said(stdout: str, secrets: Sequence[str] = ()) -> str:
+    """The adapter's last few stdout lines on one line, passwords blanked out."""
+    for secret in secrets:
+        if secret:
+            stdout = stdout.replace(secret, "***")
+    lines = [line.strip() for line in stdout.strip().splitlines() if line.strip()]
+    text = " | ".join(lines[-SAID_LINES:])
+    return text if len(text) <= SAID_CHARS else "..." + text[-SAID_CHARS:]
+
+
+def reports_unchanged(stdout: str) -> bool:
+    """An accept adapter may end its output with a line starting ``unchanged`` to say it
+    had nothing to write (then no reload or restart follows)."""
+    lines = [line.strip() for line in stdout.strip().splitlines() if line.strip()]
+    return bool(lines) and lines[-1].lower().startswith("unchanged")

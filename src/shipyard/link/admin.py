@@ -88,6 +88,8 @@ def rows(settings: Settings) -> list[dict[str, Any]]:
             "error": error,
             "exit_code": pair.exit_code,
             "disabled": marker is not None,
+            "said": pair.said,
+            "change": pair.change,
         })
     for (announcer, acceptor), marker in sorted(state.disabled.items()):
         if (announcer, acceptor) not in seen:
@@ -95,7 +97,7 @@ def rows(settings: Settings) -> list[dict[str, Any]]:
                 "interface": None, "announcer": announcer, "acceptor": acceptor,
                 "state": DISABLED, "since": marker.since,
                 "error": f"disabled: {marker.reason}" if marker.reason else None,
-                "exit_code": None, "disabled": True,
+                "exit_code": None, "disabled": True, "said": None, "change": None,
             })
     return out
 
@@ -124,7 +126,7 @@ def set_hostname(settings: Settings, coordinate: str, host: str | None,
     with locked_state(settings) as state:
         config = generate.set_host_override(
             settings, announces[0], instance.runtime_dir, coordinate=str(coord),
-            user=instance.user, host=host)
+            user=instance.user, host=host, params=instance.params())
         report = reconcile_locked(settings, state) if run else None
     return str(config.host), report
 

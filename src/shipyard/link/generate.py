@@ -12,12 +12,19 @@ identity on the network. One file per announced interface::
     port = 5347
     password = <secrets.token_urlsafe(24)>
     host_override = no
+    fqdn = node1.example.org
+    fqdn_source = link.fqdn
 
 Rules: re-registering recomputes host and port but keeps the password (a transport that is
 already linked keeps working); ``host_override = yes`` (set by ``shipyard link hostname``)
-keeps the host too. ``link reconcile`` creates a missing file (instance registered before
-its package was installed) but never rewrites an existing one, so a no-op reconcile does not
-even resolve the FQDN. The password is never logged or printed by Shipyard.
+keeps the host too. ``generate.port = "{param.NAME}"`` takes the port from the instance's
+parameter, so two instances of one transport on a node can differ. ``link reconcile``
+creates a missing file (instance registered before its package was installed) and
+rewrites the host of one that is not pinned when ``link.fqdn`` changed (set, changed or
+removed) since it was written; it never resolves this host's FQDN for that, so a no-op
+reconcile stays cheap. An FQDN without a dot, or ``localhost``, makes a host no other
+machine can reach: generating one says so in a warning. The password is never logged or
+printed by Shipyard.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ import os
 import pwd
 import secrets
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,14 +52,34 @@ def config_path(runtime_dir: Path, interface: str) -> Path:
     return runtime_dir / "etc" / f"link-{interface}.ini"
 
 
+SOURCE_SETTING = "link.fqdn"
+SOURCE_HOST = "getfqdn"
+
+
+def configured_fqdn(settings: Settings) -> str:
+    """``link.fqdn`` as set (normalised), or "" when unset: no name lookup."""
+    return str(settings.get("link.fqdn") or "").strip().lower().rstrip(".")
+
+
 def host_fqdn(settings: Settings) -> str:
     """``link.fqdn`` if set, else this host's FQDN (lower case, no trailing dot)."""
-    configured = str(settings.get("link.fqdn") or "").strip()
-    name = (configured or socket.getfqdn()).lower().rstrip(".")
+    configured = configured_fqdn(settings)
+    name = configured or socket.getfqdn().lower().rstrip(".")
     if not valid_host(name):
         source = "link.fqdn" if configured else "socket.getfqdn()"
         raise ShipyardError(f"{source} gave {name!r}, which is not a host name; set link.fqdn")
     return name
+
+
+def fqdn_warning(fqdn: str, settings: Settings) -> str | None:
+    """Why ``fqdn`` makes hosts nobody else can reach, or None when it looks fine."""
+    if "." in fqdn and fqdn != "localhost" and not fqdn.endswith(".localhost") and \
+            not fqdn.startswith("localhost."):
+        return None
+    source = "link.fqdn" if configured_fqdn(settings) else "this host's FQDN (socket.getfqdn())"
+    return (f"{source} is {fqdn!r}, so generated link hosts look like 'echo.{fqdn}', which "
+            "other machines cannot resolve; set link.fqdn (shipyard config) to this node's "
+            "DNS name, then run 'shipyard link reconcile'")
 
 
 @dataclass
@@ -61,6 +89,8 @@ class GeneratedConfig:
     port: int | None = None
     password: str | None = None
     host_override: bool = False
+    fqdn: str | None = None          # the FQDN the host was made from
+    fqdn_source: str | None = None   # SOURCE_SETTING or SOURCE_HOST
 
     def render(self, coordinate: str) -> str:
         lines = [
@@ -76,6 +106,10 @@ class GeneratedConfig:
         if self.password is not None:
             lines.append(f"password = {self.password}")
         lines.append(f"host_override = {'yes' if self.host_override else 'no'}")
+        if self.fqdn is not None:
+            lines.append(f"fqdn = {self.fqdn}")
+        if self.fqdn_source is not None:
+            lines.append(f"fqdn_source = {self.fqdn_source}")
         return "\n".join(lines) + "\n"
 
 
@@ -93,6 +127,8 @@ def read_config(path: Path) -> GeneratedConfig | None:
             port=int(port_text) if port_text else None,
             password=section.get("password") or None,
             host_override=section.get("host_override", "no").strip().lower() == "yes",
+            fqdn=section.get("fqdn") or None,
+            fqdn_source=section.get("fqdn_source") or None,
         )
     except (OSError, configparser.Error, KeyError, ValueError):
         return None
@@ -147,13 +183,31 @@ def fix_owner(path: Path, user: str) -> None:
             os.chown(path, *owner)
 
 
+def announced_port(announce: LinkAnnounce, params: Mapping[str, str | None]) -> int | None:
+    """The static port, or the instance's parameter that ``generate.port`` names."""
+    if announce.port_param is None:
+        return announce.port
+    value = params.get(announce.port_param)
+    if value is None or not value.strip().isdigit() or not 1 <= int(value) <= 65535:
+        raise ShipyardError(
+            f"generate.port of interface {announce.interface} is {{param."
+            f"{announce.port_param}}}, but the instance has no port number in "
+            f"--{announce.port_param} (got {value!r}); register it with "
+            f"-- --{announce.port_param}=PORT")
+    return int(value)
+
+
 def desired_config(settings: Settings, announce: LinkAnnounce,
-                   existing: GeneratedConfig | None) -> GeneratedConfig:
+                   existing: GeneratedConfig | None,
+                   params: Mapping[str, str | None] | None = None) -> GeneratedConfig:
     """What the file should say: keep the password (and an overridden host)."""
+    fqdn = source = None
     if existing is not None and existing.host_override and existing.host:
         host = existing.host
+        fqdn, source = existing.fqdn, existing.fqdn_source
     else:
         fqdn = host_fqdn(settings)
+        source = SOURCE_SETTING if configured_fqdn(settings) else SOURCE_HOST
         host = f"{announce.hostname_prefix}.{fqdn}" if announce.hostname_prefix else fqdn
         if not valid_host(host):
             raise ShipyardError(
@@ -165,41 +219,67 @@ def desired_config(settings: Settings, announce: LinkAnnounce,
     return GeneratedConfig(
         interface=announce.interface,
         host=host,
-        port=announce.port,
+        port=announced_port(announce, params or {}),
         password=password,
         host_override=bool(existing and existing.host_override and existing.host),
+        fqdn=fqdn,
+        fqdn_source=source,
     )
 
 
+def fqdn_changed(settings: Settings, existing: GeneratedConfig) -> bool:
+    """Whether ``link.fqdn`` moved since ``existing`` was written (no name lookup)."""
+    if existing.host_override:
+        return False
+    configured = configured_fqdn(settings)
+    if configured:
+        if existing.fqdn is None:  # written before Shipyard recorded it: compare the host
+            return not (existing.host or "").endswith(configured)
+        return existing.fqdn != configured or existing.fqdn_source != SOURCE_SETTING
+    return existing.fqdn_source == SOURCE_SETTING  # the setting was removed
+
+
 def generate(settings: Settings, announce: LinkAnnounce, runtime_dir: Path, *,
-             coordinate: str, user: str, only_if_missing: bool) -> bool:
-    """Create or refresh one interface's config; True when the file was written."""
+             coordinate: str, user: str, only_if_missing: bool,
+             params: Mapping[str, str | None] | None = None,
+             warnings: list[str] | None = None) -> bool:
+    """Create or refresh one interface's config; True when the file was written.
+
+    ``only_if_missing`` (reconcile) still rewrites a file whose host came from another
+    ``link.fqdn`` (see :func:`fqdn_changed`). A warning about the FQDN goes to
+    ``warnings`` when the file is written, so an operator hears it once, not at every run.
+    """
     path = config_path(runtime_dir, announce.interface)
     existing = read_config(path) if path.exists() else None
-    if only_if_missing and existing is not None:
+    if only_if_missing and existing is not None and not fqdn_changed(settings, existing):
         fix_owner(path, user)
         return False
-    wanted = desired_config(settings, announce, existing)
+    wanted = desired_config(settings, announce, existing, params)
     if existing == wanted:
         fix_owner(path, user)
         return False
     write_config(settings, path, wanted, coordinate=coordinate, user=user)
+    if warnings is not None and wanted.fqdn and not wanted.host_override:
+        warning = fqdn_warning(wanted.fqdn, settings)
+        if warning and warning not in warnings:
+            warnings.append(warning)
     return True
 
 
 def set_host_override(settings: Settings, announce: LinkAnnounce, runtime_dir: Path, *,
-                      coordinate: str, user: str, host: str | None) -> GeneratedConfig:
+                      coordinate: str, user: str, host: str | None,
+                      params: Mapping[str, str | None] | None = None) -> GeneratedConfig:
     """Pin the announced host of one instance (``host=None`` goes back to the default)."""
     if host is not None and not valid_host(host):
         raise ShipyardError(f"{host!r} is not a host name")
     path = config_path(runtime_dir, announce.interface)
     existing = read_config(path) if path.exists() else None
-    base = desired_config(settings, announce, existing)
+    base = desired_config(settings, announce, existing, params)
     if host is None:
         base.host_override = False
         if existing is not None:
             existing.host_override = False
-        base = desired_config(settings, announce, existing)
+        base = desired_config(settings, announce, existing, params)
     else:
         base.host = host
         base.host_override = True

@@ -42,12 +42,15 @@ def after_register(settings: Settings, registration: Registration) -> list[str]:
         problems = []
         for announce in instance.announces():
             if not any(v is not None for v in (announce.port, announce.hostname_prefix,
-                                               announce.password)):
+                                               announce.password, announce.port_param)):
                 continue
             try:
+                warnings: list[str] = []
                 generate.generate(settings, announce, instance.runtime_dir,
                                   coordinate=instance.coordinate, user=instance.user,
-                                  only_if_missing=False)
+                                  only_if_missing=False, params=instance.params(),
+                                  warnings=warnings)
+                problems += [f"link: {w}" for w in warnings if f"link: {w}" not in problems]
             except (ShipyardError, OSError) as exc:
                 problems.append(f"link: {instance.coordinate}: cannot generate the "
                                 f"{announce.interface} link config: {_describe(exc)}")
@@ -64,4 +67,4 @@ def after_change(settings: Settings) -> list[str]:
         report = reconcile(settings, lock_timeout=LOCK_WAIT)
     except Exception as exc:  # the promise: never raise into the caller
         return [f"link reconcile: {_describe(exc)} (run 'shipyard link reconcile')"]
-    return [f"link: {line}" for line in report.problem_lines()]
+    return [f"link: {line}" for line in [*report.warnings, *report.problem_lines()]]

@@ -32,6 +32,19 @@ class Instance:
     def user(self) -> str:
         return self.registration.user if self.registration else ""
 
+    def params(self) -> dict[str, str | None]:
+        """The registered parameters with the package's ``[service.params]`` defaults."""
+        from shipyard.svc.params import parse_params, with_defaults
+
+        if self.registration is None:
+            return {}
+        specs = self.manifest.service.params if (
+            self.manifest is not None and self.manifest.service is not None) else ()
+        try:
+            return parse_params(with_defaults(specs, self.registration.params))
+        except ShipyardError:
+            return {}
+
     def announces(self) -> list[LinkAnnounce]:
         return list(self.manifest.announces) if self.manifest else []
 

@@ -81,6 +81,7 @@ class Outcome:
 class Report:
     outcomes: list[Outcome] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # not tied to one pair
+    warnings: list[str] = field(default_factory=list)  # worth saying, not a failure
     announce_runs: int = 0
     accept_runs: int = 0
     seconds: float = 0.0
@@ -113,6 +114,7 @@ class Report:
             "accept_runs": self.accept_runs,
             "seconds": round(self.seconds, 3),
             "problems": self.problems,
+            "warnings": self.warnings,
             "pairs": [o.to_json() for o in self.outcomes],
         }
 
@@ -167,7 +169,7 @@ def _fingerprint(instance: Instance, announce: LinkAnnounce) -> str:
 
 def _needs_generation(announce: LinkAnnounce) -> bool:
     return any(v is not None for v in (announce.port, announce.hostname_prefix,
-                                       announce.password))
+                                       announce.password, announce.port_param))
 
 
 def _env(instance: Instance, **extra: str) -> dict[str, str]:
@@ -176,7 +178,35 @@ def _env(instance: Instance, **extra: str) -> dict[str, str]:
         "SHIPYARD_COORDINATE": instance.coordinate,
         "SHIPYARD_PACKAGE_DIR": str(instance.package_dir or ""),
     }
+    env.update(param_env(instance))
     env.update({f"SHIPYARD_LINK_{k.upper()}": v for k, v in extra.items()})
+    return env
+
+
+def param_env(instance: Instance) -> dict[str, str]:
+    """The instance's parameters (with ``[service.params]`` defaults), as start gets them:
+    ``SHIPYARD_PARAMS`` holds the ``--name=value`` list (shell-quoted, for ``eval set --``
+    or ``shlex.split``), and ``SHIPYARD_PARAM_<NAME>`` each value (name upper-cased, other
+    characters as ``_``), so an adapter can write a full server config (port, domain)
+    before the server's first start. They are not on the adapter's command line, whose
+    options are the link protocol."""
+    import re
+    import shlex
+
+    from shipyard.svc.params import parse_params, with_defaults
+
+    if instance.registration is None:
+        return {}
+    specs = instance.manifest.service.params if (
+        instance.manifest is not None and instance.manifest.service is not None) else ()
+    try:
+        params = with_defaults(specs, instance.registration.params)
+        parsed = parse_params(params)
+    except ShipyardError:
+        return {}
+    env = {"SHIPYARD_PARAMS": shlex.join(params)}
+    for name, value in parsed.items():
+        env[f"SHIPYARD_PARAM_{re.sub(r'[^A-Za-z0-9]', '_', name).upper()}"] = value or ""
     return env
 
 
@@ -189,6 +219,7 @@ class _Job:
     accept: LinkAccept
     apply: LinkData | None  # None: remove everything held (gone or disabled announcer)
     final: str | None  # state after a full removal: DISABLED, or None to drop the pair
+    changed: bool = False  # an adapter run succeeded and did not say "unchanged"
 
 
 class _Run:
@@ -205,6 +236,8 @@ class _Run:
         self.mutex = threading.Lock()
         self.last_save = time.monotonic()
         self.before = self._snapshot()
+        # acceptor -> (pair or None when dropped, "reload" | "restart") owed after adapters
+        self._owed: dict[str, list[tuple[Pair | None, str]]] = {}
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -249,6 +282,7 @@ class _Run:
                 self._execute(jobs)
             finally:
                 self.running.close()
+        self._apply_changes(inventory)
         self._save(final=True)
         self.report.outcomes.sort(key=lambda o: (o.interface, o.announcer, o.acceptor))
         self.report.seconds = time.monotonic() - started
@@ -264,7 +298,8 @@ class _Run:
                 try:
                     generate.generate(self.settings, announce, instance.runtime_dir,
                                       coordinate=instance.coordinate, user=instance.user,
-                                      only_if_missing=True)
+                                      only_if_missing=True, params=instance.params(),
+                                      warnings=self.report.warnings)
                 except (ShipyardError, OSError) as exc:
                     message = exc.message if isinstance(exc, ShipyardError) else str(exc)
                     problems[(instance.coordinate, interface)] = (
@@ -324,7 +359,32 @@ class _Run:
         for cache_key in list(self.state.announce_cache):
             if cache_key not in live:
                 del self.state.announce_cache[cache_key]
+        self._refuse_duplicates(results)
         return results
+
+    def _refuse_duplicates(self, results: dict[tuple[str, str], LinkData | str]) -> None:
+        """Two announcers of one interface with the same host and port would overwrite
+        each other's entry in every acceptor (which keys entries by host and port), so
+        only one may have it: the one an acceptor already holds it for, else the first
+        by coordinate. The others' pairs fail with the reason and the way out."""
+        owners: dict[tuple[str, str, int], list[str]] = {}
+        for (a_coord, interface), answer in sorted(results.items()):
+            if isinstance(answer, LinkData):
+                owners.setdefault((interface, answer.host, answer.port), []).append(a_coord)
+        for (interface, host, port), coords in owners.items():
+            if len(coords) < 2:
+                continue
+            holding = [c for c in coords if any(
+                p.announcer == c and p.interface == interface and p.applied is not None
+                and p.applied.identity == (host, port) for p in self.state.pairs.values())]
+            keeper = (holding or coords)[0]
+            for other in coords:
+                if other != keeper:
+                    results[(other, interface)] = (
+                        f"announces {host}:{port} for {interface}, as {keeper} does already; "
+                        f"an acceptor keeps one entry per host and port, so give {other} "
+                        "its own port (generate.port = \"{param.NAME}\" and -- --NAME=PORT "
+                        "at register) or host ('shipyard link hostname')")
 
     def _prepare(self, instance: Instance) -> str | None:
         """Make sure the instance's runtime dir exists before its adapter runs in it."""
@@ -476,15 +536,25 @@ class _Run:
             run_as = self._run_as(acceptor)
         except LookupError as exc:
             return f"accept adapter: {exc}", None
+        # The password travels in the environment (readable by the adapter's user and
+        # root only), on the command line only when the package asks for it.
         env = _env(acceptor, interface=job.pair.interface, announcer=job.pair.announcer,
-                   action="remove" if remove else "apply")
-        run = adapters.run_adapter(adapters.accept_argv(adapter, data, remove=remove),
-                                   env=adapters.adapter_env(env, run_as),
+                   action="remove" if remove else "apply", host=data.host,
+                   port=str(data.port), password=data.password,
+                   on_change=job.accept.on_change)
+        argv = adapters.accept_argv(adapter, data, remove=remove,
+                                    password_argv=job.accept.password_via == "argv")
+        run = adapters.run_adapter(argv, env=adapters.adapter_env(env, run_as),
                                    cwd=acceptor.package_dir, run_as=run_as,
                                    timeout=self.timeout, running=self.running)
         with self.mutex:
             self.report.accept_runs += 1
+            said = adapters.said(run.stdout, [data.password])
+            if said:
+                job.pair.said = said
         if run.ok:
+            if not adapters.reports_unchanged(run.stdout):
+                job.changed = True
             return None, 0
         kind = "accept --remove" if remove else "accept"
         return adapters.describe_failure(kind, run, [data.password]), run.returncode
@@ -497,6 +567,10 @@ class _Run:
         for old in pair.held():
             if target is not None and old.identity == target.identity:
                 continue  # the apply below updates this entry in place
+            if self._held_by_another(pair, old):
+                with self.mutex:
+                    _forget(pair, old)  # another announcer's entry now: not ours to remove
+                continue
             error, code = self._accept(job, old, remove=True)
             with self.mutex:
                 if error is None:
@@ -526,6 +600,78 @@ class _Run:
                 self.state.pairs.pop(pair.key, None)
                 self.report.outcomes.append(Outcome(pair.interface, pair.announcer,
                                                     pair.acceptor, "removed", None))
+            if job.changed and job.accept.on_change != "none":
+                # Owed from now on, saved with the state: a reconcile killed before the
+                # reload leaves it for the next one.
+                if pair.key in self.state.pairs:
+                    if pair.pending_change != "restart":
+                        pair.pending_change = job.accept.on_change
+                else:
+                    self._owed.setdefault(pair.acceptor, []).append(
+                        (None, job.accept.on_change))
+
+    def _held_by_another(self, pair: Pair, data: LinkData) -> bool:
+        """Whether another announcer's pair has this entry applied at the same acceptor."""
+        with self.mutex:
+            return any(
+                other is not pair and other.acceptor == pair.acceptor
+                and other.interface == pair.interface and other.announcer != pair.announcer
+                and other.applied is not None and other.applied.identity == data.identity
+                for other in self.state.pairs.values())
+
+    # -- applying a change to the acceptor -------------------------------------------------
+
+    def _apply_changes(self, inventory: Inventory) -> None:
+        """Reload or restart each acceptor whose adapter changed something, once.
+
+        The adapter cannot do it (it runs as the service user with a clean environment);
+        Shipyard can, through svc. A failed reload stays owed in the pair's state
+        (``pending_change``) and is tried again by the next reconcile.
+        """
+        for pair in self.state.pairs.values():
+            if pair.pending_change and pair.acceptor:
+                self._owed.setdefault(pair.acceptor, []).append((pair, pair.pending_change))
+        for acceptor in sorted(self._owed):
+            entries = self._owed[acceptor]
+            action = "restart" if any(a == "restart" for _p, a in entries) else "reload"
+            pairs = [p for p, _a in entries if p is not None]
+            instance = inventory.instances.get(acceptor)
+            if instance is None or instance.registration is None:
+                for pair in pairs:
+                    pair.pending_change = None
+                continue
+            message, error = _change(self.settings, instance, action)
+            for pair in pairs:
+                pair.change = message if error is None else f"{action} failed: {error}"
+                pair.pending_change = None if error is None else action
+                if error is not None:
+                    pair.set_state(FAILED, f"applied, but the {action} failed: {error}")
+            if error is not None:
+                self.report.problems.append(f"{acceptor}: {action} after a link change "
+                                            f"failed: {error}")
+            else:
+                self.progress(message)
+
+
+def _change(settings: Settings, instance: Instance,
+            action: str) -> tuple[str, str | None]:
+    """Reload or restart a running acceptor: (what happened, error or None)."""
+    from shipyard.svc import control
+    from shipyard.svc import reload as svc_reload
+
+    assert instance.registration is not None
+    coordinate = instance.registration.coordinate
+    ctx = control.Context(settings)
+    try:
+        if action == "reload":
+            return svc_reload.reload(ctx, coordinate).message, None
+        if not control.is_active(ctx, instance.registration):
+            return f"{coordinate} is not running; it reads its config when it starts", None
+        control.stop(ctx, coordinate)
+        started = control.start(ctx, coordinate)
+        return f"restarted {coordinate} (pid {started.pid})", None
+    except ShipyardError as exc:
+        return "", exc.message
 
 
 def _sweep_temporaries(settings: Settings) -> None:

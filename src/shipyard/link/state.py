@@ -94,6 +94,9 @@ class Pair:
     exit_code: int | None = None
     applied: LinkData | None = None
     maybe: list[LinkData] = field(default_factory=list)
+    said: str | None = None     # the accept adapter's last stdout lines (no password)
+    change: str | None = None   # what the last reload/restart of the acceptor did
+    pending_change: str | None = None  # "reload"/"restart" still owed to the acceptor
 
     @property
     def key(self) -> PairKey:
@@ -126,6 +129,9 @@ class Pair:
             "exit_code": self.exit_code,
             "applied": self.applied.to_json() if self.applied else None,
             "maybe": [d.to_json() for d in self.maybe],
+            "said": self.said,
+            "change": self.change,
+            "pending_change": self.pending_change,
         }
 
     @classmethod
@@ -144,7 +150,14 @@ class Pair:
             exit_code=data.get("exit_code"),
             applied=LinkData.from_json(applied) if applied else None,
             maybe=[LinkData.from_json(d) for d in data.get("maybe") or []],
+            said=_text(data.get("said")),
+            change=_text(data.get("change")),
+            pending_change=_text(data.get("pending_change")),
         )
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 @dataclass

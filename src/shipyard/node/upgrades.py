@@ -131,12 +131,14 @@ def _link_warnings(settings: Settings, registration: Registration) -> list[str]:
 
 def _check_runnable(settings: Settings, registration: Registration) -> None:
     from shipyard.svc.package import load_service_package
-    from shipyard.svc.params import check_exec, parse_params
+    from shipyard.svc.params import check_declared, check_exec, parse_params, with_defaults
 
     pkg = load_service_package(settings, registration.package)
+    where = f"{registration.coordinate} ({registration.package})"
+    check_declared(pkg.service.params, parse_params(registration.params), where)
     if pkg.service.exec is not None:
-        check_exec(pkg.service.exec, parse_params(registration.params),
-                   f"{registration.coordinate} ({registration.package})")
+        check_exec(pkg.service.exec,
+                   parse_params(with_defaults(pkg.service.params, registration.params)), where)
 
 
 def _save(settings: Settings, registration: Registration) -> None:

@@ -78,9 +78,9 @@ def _extract_members(reader: ArchiveReader, sink: LocalSink | ChildSink, dirs: l
                      progress: ByteProgress | None) -> None:
     """Check each member again (:func:`_second_wall`), then write it."""
     made: set[str] = {""}
-    for count, (member, info, data) in enumerate(reader.members()):
-        if progress is not None and count % 64 == 0:
-            progress.update(reader.packed_read)
+    for member, info, data in reader.members():
+        if progress is not None:
+            progress.update(reader.packed_read)  # cheap: the bar redraws by bytes
         _second_wall(info, reader.name)
         parent = member.path.rpartition("/")[0]
         if parent not in made:
@@ -107,6 +107,8 @@ def _extract_members(reader: ArchiveReader, sink: LocalSink | ChildSink, dirs: l
                 raise _short(reader.name, member.path)
             sink.write(block)
             remaining -= len(block)
+            if progress is not None:
+                progress.update(reader.packed_read)
         sink.end()
 
 

@@ -11,7 +11,10 @@ threads. The tree may hold regular files and directories only (see
 
 With a ``[build] command`` the command runs via ``/bin/sh`` in the source directory with
 ``SHIPYARD_DESTDIR`` set to a fresh directory, and that directory is packed; its output is
-streamed line by line to ``log`` (the farm worker passes the build log).
+streamed line by line to ``log`` (the farm worker passes the build log). A caller may
+pass a ``runner`` that decides how the command is started (the farm worker's runs it in a
+bubblewrap sandbox, see :mod:`shipyard.farm.sandbox`); by default it runs with the caller's
+environment, as ``make`` would.
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ import stat
 import subprocess
 import tarfile
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
@@ -41,6 +45,43 @@ GZIP_LEVEL = 6
 ZSTD_LEVEL = 10
 
 
+@dataclass
+class BuildCall:
+    """How to start one ``[build] command``: ``argv`` in ``cwd`` with exactly ``env``, killed
+    after ``timeout`` seconds (None: no limit; ``timeout_why`` names the limit)."""
+
+    argv: list[str]
+    env: dict[str, str]
+    cwd: Path
+    timeout: float | None = None
+    timeout_why: str = "build.timeout"
+
+
+BuildVars = dict[str, str]
+# (manifest, source directory, destdir, the build variables) -> the call to make
+Runner = Callable[[Manifest, Path, Path, BuildVars], BuildCall]
+
+
+def build_vars(manifest: Manifest, source: Path, destdir: Path,
+               source_date_epoch: int | None) -> BuildVars:
+    """The variables every build sees: the manifest's ``[build] env`` and ``SHIPYARD_*``."""
+    assert manifest.build is not None
+    env = dict(manifest.build.env)
+    env["SHIPYARD_DESTDIR"] = str(destdir)
+    env["SHIPYARD_SOURCE_DIR"] = str(source.absolute())
+    env["SHIPYARD_PACKAGE"] = str(manifest.coord)
+    if source_date_epoch is not None:
+        env["SOURCE_DATE_EPOCH"] = str(source_date_epoch)
+    return env
+
+
+def local_runner(manifest: Manifest, source: Path, destdir: Path, env: BuildVars) -> BuildCall:
+    """``pkg pack`` on the developer's machine: the command runs with their environment."""
+    assert manifest.build is not None
+    return BuildCall(["/bin/sh", "-c", manifest.build.command], {**os.environ, **env}, source,
+                     manifest.build.timeout)
+
+
 def pack_directory(
     src_dir: str | os.PathLike[str],
     out_dir: str | os.PathLike[str],
@@ -49,6 +90,9 @@ def pack_directory(
     log: IO[str] | None = None,
     durable: bool = True,
     manifest: Manifest | None = None,
+    runner: Runner = local_runner,
+    work_dir: Path | None = None,
+    source_date_epoch: int | None = None,
 ) -> Path:
     """Build (when the manifest says how) and pack ``src_dir``; returns the archive path.
 
@@ -56,7 +100,10 @@ def pack_directory(
     thrown away with its build directory (a farm worker's), a crash loses the build either
     way, and the fsyncs are milliseconds on every build's critical path. ``manifest`` is
     ``src_dir``'s manifest when the caller has loaded it already (the farm worker checks it
-    against the build request first): parsing it again is a cost on every build."""
+    against the build request first): parsing it again is a cost on every build.
+    ``work_dir`` holds ``$SHIPYARD_DESTDIR`` (default: the system's temporary directory);
+    ``source_date_epoch`` overrides the environment's ``SOURCE_DATE_EPOCH`` (the farm worker
+    passes the commit's time, so a rebuild gives the same bytes)."""
     if compression not in COMPRESSIONS:
         raise ShipyardError(f"unknown compression {compression!r} (expected gz or zst)")
     source = Path(src_dir)
@@ -67,11 +114,13 @@ def pack_directory(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     target = out / manifest.coord.archive_name(compression)
+    mtime = _mtime() if source_date_epoch is None else max(0, source_date_epoch)
     if manifest.build is None:
-        _write_archive(source, manifest, target, compression, durable)
+        _write_archive(source, manifest, target, compression, durable, mtime)
         return target
-    with tempfile.TemporaryDirectory(prefix="shipyard-destdir-") as destdir:
-        _run_build(source, manifest, Path(destdir), log)
+    with tempfile.TemporaryDirectory(prefix="shipyard-destdir-", dir=work_dir) as destdir:
+        variables = build_vars(manifest, source, Path(destdir), source_date_epoch)
+        _run_build(manifest, runner(manifest, source, Path(destdir), variables), log)
         built = Path(destdir)
         placed = built / MANIFEST_NAME
         if placed.is_symlink() or (placed.exists() and not placed.is_file()):
@@ -84,28 +133,23 @@ def pack_directory(
                                     f"names {inner.coord}")
         else:
             shutil.copyfile(source / MANIFEST_NAME, placed)
-        _write_archive(built, manifest, target, compression, durable)
+        _write_archive(built, manifest, target, compression, durable, mtime)
     return target
 
 
-def _run_build(source: Path, manifest: Manifest, destdir: Path, log: IO[str] | None) -> None:
-    assert manifest.build is not None
-    env = dict(os.environ)
-    env.update(manifest.build.env)
-    env["SHIPYARD_DESTDIR"] = str(destdir)
-    env["SHIPYARD_SOURCE_DIR"] = str(source.absolute())
-    env["SHIPYARD_PACKAGE"] = str(manifest.coord)
+def _run_build(manifest: Manifest, call: BuildCall, log: IO[str] | None) -> None:
     tail: collections.deque[str] = collections.deque(maxlen=200)
     try:
         proc = subprocess.Popen(
-            ["/bin/sh", "-c", manifest.build.command], cwd=source, env=env,
+            call.argv, cwd=call.cwd, env=call.env,
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
     except OSError as exc:
-        raise ShipyardError(f"build of {manifest.coord}: cannot run /bin/sh: {exc}") from None
+        raise ShipyardError(f"build of {manifest.coord}: cannot run {call.argv[0]}: "
+                            f"{exc.strerror or exc}") from None
     assert proc.stdout is not None
-    timeout = manifest.build.timeout
+    timeout = call.timeout
     timer = None
     if timeout:
         import threading
@@ -131,7 +175,7 @@ def _run_build(source: Path, manifest: Manifest, destdir: Path, log: IO[str] | N
         proc.stdout.close()
     if code != 0:
         cause = reason_line(tail)
-        why = f"killed after {timeout} s (build.timeout)" if code < 0 and timeout else (
+        why = f"killed after {timeout:g} s ({call.timeout_why})" if code < 0 and timeout else (
             f"exited with code {code}")
         detail = f"build command {why}" + (f": {cause[:300]}" if cause else "")
         raise BuildCommandFailed(f"build of {manifest.coord} failed: {detail}", detail)
@@ -217,12 +261,11 @@ def _mtime() -> int:
 
 
 def _write_archive(root: Path, manifest: Manifest, target: Path, compression: str,
-                   durable: bool = True) -> None:
+                   durable: bool, mtime: int) -> None:
     """Write the archive to a temporary file beside ``target`` and rename it over."""
     entries = _collect(root)
     if not entries or entries[0][0] != MANIFEST_NAME or entries[0][2]:
         raise ShipyardError(f"{root}: no {MANIFEST_NAME} to pack")
-    mtime = _mtime()
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as raw:

@@ -80,7 +80,7 @@ def serve(app: FastAPI, sock: socket.socket, *, access_log: bool = False,
     otherwise believe them from 127.0.0.1, and any local client could pick its address
     (and dodge the sign-in limit, which counts per address)."""
     trusted = list(trusted_proxies or [])
-    config = uvicorn.Config(app, log_level="info" if access_log else "warning",
+    config = uvicorn.Config(app, log_config=None,  # the CLI configured logging (logsetup)
                             proxy_headers=bool(trusted),
                             forwarded_allow_ips=",".join(trusted) if trusted else "",
                             access_log=access_log, lifespan="on",

@@ -2,9 +2,11 @@
 
 copkg's "cleaning up need not be more complicated than removing the runtime directory",
 plus the part it left for later: securing logs and data before an ephemeral disk goes. The
-archive is ``<DIR>/<SVC>-<UTC time>.tar.gz`` holding ``log/`` and ``data/`` (followed
-through the FHS links), written under a temporary name and renamed, so a half-written
-archive never looks complete. The registration stays; ``svc unregister`` removes it.
+archive is ``<DIR>/<SVC>-<UTC time>.tar.gz`` holding the runtime dir entry itself and
+``etc/``, ``log/`` and ``data/`` (followed through the FHS links; modes kept, so secrets
+stay 0600), written under a temporary name and renamed, so a half-written archive never
+looks complete. ``svc restore`` (:mod:`shipyard.svc.restore`) is the way back. The
+registration stays; ``svc unregister`` removes it.
 """
 
 from __future__ import annotations
@@ -24,6 +26,10 @@ from shipyard.errors import ShipyardError
 from shipyard.fsutil import fsync_dir
 from shipyard.svc import control, registry, state
 from shipyard.svc.runtime import Runtime, state_path
+
+# What an archive holds: the instance's data (copkg's etc/ is instance config, which the
+# operator guide counts as instance data); console/ and run/ describe one run only.
+ARCHIVED = ("etc", "log", "data")
 
 
 @dataclass
@@ -52,7 +58,9 @@ def archive(runtime: Runtime, directory: Path) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as tar:
-            for part in ("log", "data"):
+            if runtime.root.is_dir():
+                tar.add(runtime.root, arcname=str(runtime.coordinate), recursive=False)
+            for part in ARCHIVED:
                 source = runtime.real_dir(part)
                 if source.is_dir():
                     tar.add(source, arcname=f"{runtime.coordinate}/{part}")
@@ -87,6 +95,10 @@ def cleanup(settings: Settings, coordinate_text: str, archive_dir: Path | None =
     ctx = control.Context(settings)
     runtime = ctx.runtime(coordinate)
     reg = registry.load(settings, coordinate)
+    if reg is None and not runtime.root.exists() and not any(
+            t is not None and t.exists() for t in map(runtime.fhs_target, runtime.names)):
+        raise ShipyardError(f"unknown service {coordinate}: not registered and no "
+                            f"runtime dir at {runtime.root}")  # and no lock file made
     with ctx.lock(coordinate):
         if reg is not None:
             current = control.live_record(ctx, reg, adopt=False)

@@ -64,6 +64,8 @@ if TYPE_CHECKING:
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 PID_WRAPPER = 'echo $$ > "$0" || exit 97; exec "$@"'
 KILL_WAIT = 5.0
+SERVICE_MARK = "SHIPYARD_SERVICE"
+DAEMONIZED_HINT = "run it in the foreground (for redis: --daemonize no)"
 
 
 @dataclass
@@ -227,6 +229,10 @@ class Context:
             "SHIPYARD_RUNTIME_DIR": str(runtime.root),
             "SHIPYARD_COORDINATE": str(runtime.coordinate),
             "SHIPYARD_PACKAGE_DIR": str(pkg.dir),
+            # Only the service (and its start/stop scripts) carry this: it finds a program
+            # that daemonised itself out of its session (see _ExecStart), and never an
+            # adapter, which gets the runtime dir too.
+            SERVICE_MARK: str(runtime.coordinate),
         })
         return env
 
@@ -311,10 +317,20 @@ def pid_file_check(runtime: Runtime, user: ServiceUser | None
     return ident, ""
 
 
-def live_record(ctx: Context, reg: Registration, *, adopt: bool,
-                user: ServiceUser | None = None) -> state.Record | None:
-    """The record of the instance's live process, adopting a valid pid file if asked."""
-    coordinate = reg.coordinate
+def live_record(ctx: Context, reg: Registration | None, *, adopt: bool,
+                user: ServiceUser | None = None,
+                coordinate: ServiceCoord | None = None) -> state.Record | None:
+    """The instance's live process: the one notion start, stop, status and cleanup share.
+
+    The recorded process while it runs; otherwise the process ``run/start.pid`` names when
+    it belongs to the instance (:func:`pid_file_check`: alive, not older than... the file,
+    the service user's). That covers a service restarted outside Shipyard, which writes
+    its new pid there: status shows it, stop stops it, start refuses to run a second copy.
+    ``adopt`` records it, so later commands find it without the pid file.
+    """
+    if reg is not None:
+        coordinate = reg.coordinate
+    assert coordinate is not None
     record = state.load(ctx.state_path(coordinate))
     if record is not None:
         if not procs.same_boot(record.boot_id):
@@ -327,7 +343,8 @@ def live_record(ctx: Context, reg: Registration, *, adopt: bool,
     ident, _why = pid_file_check(runtime, user)
     if ident is None:
         return None
-    adopted = _record_for(ident, str(reg.package), reg.user, "adopted")
+    adopted = _record_for(ident, str(reg.package) if reg else "", reg.user if reg else "",
+                          "adopted")
     if adopt:
         state.save(ctx.state_path(coordinate), adopted)
     return adopted
@@ -378,6 +395,10 @@ def settle_orphan_start(ctx: Context, coordinate: ServiceCoord) -> None:
 def begin_start(ctx: Context, coordinate: ServiceCoord,
                 registration: Registration | None = None) -> Step:
     """Take the instance lock and launch; the returned step finishes the start."""
+    # An unknown instance is refused before its lock file is created: a typo in a
+    # coordinate must not leave run/svc/<typo>.lock behind.
+    if registration is None:
+        require_registration(ctx.settings, coordinate)
     stack = ExitStack()
     try:
         stack.enter_context(ctx.lock(coordinate))
@@ -491,12 +512,14 @@ class _ScriptStart(_StartBase):
 
     def launch(self) -> None:
         from shipyard.svc.package import package_file
+        from shipyard.svc.params import with_defaults
 
         assert self.pkg.service.start is not None
         self.script_rel = self.pkg.service.start
         script = package_file(self.pkg, self.script_rel, "start script")
         argv = [str(script), f"--runtime-dir={self.runtime.root}",
-                f"--coordinate={self.reg.coordinate}", *self.reg.params]
+                f"--coordinate={self.reg.coordinate}",
+                *with_defaults(self.pkg.service.params, self.reg.params)]
         self.proc: subprocess.Popen[bytes] | None = self._spawn(argv)
         self.phase = "script"
         ident = procs.identify(self.proc.pid)
@@ -569,17 +592,18 @@ class _ExecStart(_StartBase):
         self.launch()
 
     def launch(self) -> None:
-        from shipyard.svc.params import check_exec, expand, parse_params
+        from shipyard.svc.params import check_exec, expand, parse_params, with_defaults
 
         exec_line = self.pkg.service.exec
         assert exec_line is not None
         where = f"{self.name} ({self.pkg.coord})"
-        params = parse_params(self.reg.params)
+        params = parse_params(with_defaults(self.pkg.service.params, self.reg.params))
         check_exec(exec_line, params, where)
         values = {"platform": self.ctx.platform, "runtime_dir": str(self.runtime.root),
                   "package_dir": str(self.pkg.dir), "coordinate": self.name}
         argv = expand(exec_line, values, params)
         argv[0] = self._program(argv[0], exec_line[0])
+        self.spawned_at = time.time()
         self.proc = self._spawn(["/bin/sh", "-c", PID_WRAPPER, str(self.runtime.pid_file),
                                  *argv])
         ident = procs.identify(self.proc.pid)
@@ -589,6 +613,32 @@ class _ExecStart(_StartBase):
             raise self._fail(f"the service exited with code {code} right after start"
                              f"{self._said()}")
         self._recorded(ident, "exec")
+
+    def _escaped(self) -> None:
+        """The program exited 0 at once: did it daemonise itself (fork, setsid, exit)?
+
+        Its daemon left the session and group Shipyard knows, so it is found by the
+        instance's mark in its environment, stopped (an untracked copy would hold the
+        port and the data), and the operator told what to change.
+        """
+        escaped = procs.of_instance(f"{SERVICE_MARK}={self.name}", str(self.runtime.root),
+                                    self.user.uid if os.geteuid() == 0 else os.geteuid(),
+                                    self.spawned_at)
+        if not escaped:
+            return
+        procs.signal_handles(escaped, signal.SIGTERM)
+        deadline = time.monotonic() + self.ctx.stop_timeout
+        delay = 0.0
+        while procs.alive(escaped) and time.monotonic() < deadline:
+            delay = _backoff(delay)
+            time.sleep(delay)
+        procs.signal_handles(escaped, signal.SIGKILL)
+        pids = ", ".join(str(h.pid) for h in escaped)
+        state.clear(self.ctx.state_path(self.reg.coordinate))
+        _unlink_pid_file(self.runtime)
+        raise self._fail(f"the program daemonized itself (it exited 0 and left pid {pids} "
+                         f"running, which Shipyard stopped); [service] exec programs must "
+                         f"stay in the foreground: {DAEMONIZED_HINT}")
 
     def _program(self, program: str, template: str) -> str:
         import shutil
@@ -611,6 +661,8 @@ class _ExecStart(_StartBase):
 
     def poll(self) -> Step:
         code = self.proc.poll()
+        if code == 0:
+            self._escaped()
         if code is not None:
             self.confirm_at = 0.0
             return self._confirm(code)
@@ -636,6 +688,8 @@ def start(ctx: Context, coordinate: ServiceCoord) -> Outcome:
 def begin_stop(ctx: Context, coordinate: ServiceCoord, *, registered: bool = True,
                registration: Registration | None = None) -> Step:
     """Take the instance lock, verify the identity and signal; the step finishes the stop."""
+    if registration is None and registered:
+        require_registration(ctx.settings, coordinate)  # before the lock file exists
     stack = ExitStack()
     try:
         stack.enter_context(ctx.lock(coordinate))
@@ -647,10 +701,12 @@ def begin_stop(ctx: Context, coordinate: ServiceCoord, *, registered: bool = Tru
         user = ctx.known_user(reg.user) if reg is not None else None
         name = str(coordinate)
         state_file = ctx.state_path(coordinate)
-        record = state.load(state_file)
-        if record is not None and not procs.same_boot(record.boot_id):
-            state.clear(state_file)
-            record = None
+        record = live_record(ctx, reg, adopt=True, user=user, coordinate=coordinate)
+        if record is None:
+            record = state.load(state_file)
+            if record is not None and not procs.same_boot(record.boot_id):
+                state.clear(state_file)
+                record = None
         if record is not None and not procs.is_running(record.pid, record.start):
             ident = procs.identify(record.pid)
             if ident is not None and ident.alive:
@@ -694,7 +750,14 @@ def begin_stop(ctx: Context, coordinate: ServiceCoord, *, registered: bool = Tru
         if reg is not None and user is not None:
             ctx.learn_stop(record)
             stop_script = _stop_script(ctx, reg)
-        return _Stop(stack, ctx, coordinate, runtime, record, user, stop_script).begin()
+        step = _Stop(stack, ctx, coordinate, runtime, record, user, stop_script)
+        if stop_script is not None and reg is not None:
+            from shipyard.svc.params import with_defaults
+
+            # The same form start gets: a stop script may need the port (redis-cli -p).
+            step.arguments = [f"--coordinate={coordinate}",
+                              *with_defaults(stop_script[0].service.params, reg.params)]
+        return step.begin()
     except BaseException:
         stack.close()
         raise
@@ -745,6 +808,7 @@ class _Stop(Pending):
         self.script: subprocess.Popen[bytes] | None = None
         self.family = procs.descendants(record.pid)
         self.leftovers = 0
+        self.arguments: list[str] = []  # for the stop script, after --runtime-dir
         pgid = procs.pgid_of(record.pid)
         self.group = record.pgid if record.pgid > 1 and pgid == record.pgid else None
 
@@ -790,7 +854,8 @@ class _Stop(Pending):
             pkg, script = self.stop_script
             assert self.user is not None
             command, switch = self.user.spawn([str(script),
-                                               f"--runtime-dir={self.runtime.root}"])
+                                               f"--runtime-dir={self.runtime.root}",
+                                               *self.arguments])
             self.err_offset = _size(self.runtime.stderr_log)
             out = open_console(self.runtime.stdout_log, self.user)
             try:

@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping, Sequence
 
 from shipyard.errors import ShipyardError, UsageError
+from shipyard.manifest import ParamSpec, check_param_value
 
 PARAM_RE = re.compile(r"--([A-Za-z0-9][A-Za-z0-9_.-]*)(?:=(.*))?", re.DOTALL)
 PLACEHOLDER_RE = re.compile(r"\{([^{}]*)\}")
@@ -73,3 +74,42 @@ def expand(args: Sequence[str], values: Mapping[str, str], params: Mapping[str, 
         return values[name]
 
     return [PLACEHOLDER_RE.sub(replace, arg) for arg in args]
+
+
+def check_declared(specs: Sequence[ParamSpec], params: Mapping[str, str | None],
+                   where: str) -> None:
+    """Registered parameters against ``[service.params]``: known names, right types, and a
+    value for every parameter without a default. Nothing to check when none are declared
+    (a start script may take anything)."""
+    if not specs:
+        return
+    declared = {spec.name: spec for spec in specs}
+    for name, value in params.items():
+        spec = declared.get(name)
+        if spec is None:
+            known = ", ".join(f"--{n}" for n in declared)
+            raise UsageError(f"{where}: unknown parameter --{name} ([service.params] "
+                             f"declares {known})")
+        if value is None:
+            if spec.type != "string":
+                raise UsageError(f"{where}: parameter --{name} needs a value ({spec.type})")
+            continue
+        problem = check_param_value(spec, value)
+        if problem:
+            raise UsageError(f"{where}: parameter --{name}: {problem}")
+    missing = [s.name for s in specs if s.default is None and s.name not in params]
+    if missing:
+        raise UsageError(f"{where}: missing parameter(s) "
+                         f"{', '.join(f'--{n}=VALUE' for n in missing)} (no default in "
+                         "[service.params]); give them after '--'")
+
+
+def with_defaults(specs: Sequence[ParamSpec], params: Sequence[str]) -> list[str]:
+    """The instance's parameters as start, stop and adapters get them: the registered
+    ones, preceded by every ``[service.params]`` default the registration does not
+    override. Defaults are applied when used, not copied into the registry, so a package
+    upgrade that changes a default reaches every instance that kept it."""
+    given = parse_params(params)
+    defaults = [f"--{s.name}={s.default}" for s in specs
+                if s.default is not None and s.name not in given]
+    return [*defaults, *params]

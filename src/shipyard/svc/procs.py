@@ -239,6 +239,41 @@ def group_members(pgid: int) -> list[Handle]:
     return members
 
 
+def of_instance(mark: str, root: str, uid: int | None, since: float) -> list[Handle]:
+    """Live processes of one instance that may have left its session and process group.
+
+    A program that daemonises itself forks and calls ``setsid``, so neither its group nor
+    its session tells it is the instance's. What it keeps: the environment entry ``mark``
+    (``NAME=value``), unless it rewrites its environ for a process title as redis does,
+    or a working directory inside the instance's runtime dir ``root``, unless it moves to
+    ``/``. Either one counts; ``uid`` (when given) must match too. Reads every process, so
+    only failure paths use it; processes we may not read are not ours to find anyway.
+    Only processes created from ``since`` (wall clock) on count: an operator's shell that
+    sits in the runtime dir is older than the start that failed.
+    """
+    needle = mark.encode() + b"\0"
+    inside = os.path.realpath(root)
+    found = []
+    pids = [int(n) for n in os.listdir("/proc") if n.isdigit()] if LINUX else []
+    for pid in pids:
+        if pid == os.getpid():
+            continue
+        if uid is not None and _linux_uid(pid) != uid:
+            continue
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as stream:
+                environ = stream.read()
+            cwd = os.readlink(f"/proc/{pid}/cwd")
+        except OSError:
+            continue
+        ours = environ.startswith(needle) or b"\0" + needle in environ or \
+            cwd == inside or cwd.startswith(inside + "/")
+        ident = identify(pid) if ours else None
+        if ident is not None and ident.alive and ident.create_time >= since - 1.0:
+            found.append(Handle(pid, ident.start))
+    return found
+
+
 def group_exists(pgid: int) -> bool:
     try:
         os.killpg(pgid, 0)

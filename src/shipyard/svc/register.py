@@ -25,7 +25,7 @@ from shipyard.fsutil import file_lock
 from shipyard.svc import boot, control, order, registry
 from shipyard.svc import users as users_mod
 from shipyard.svc.package import load_service_package
-from shipyard.svc.params import check_exec, parse_params
+from shipyard.svc.params import check_declared, check_exec, parse_params, with_defaults
 from shipyard.svc.registry import Registration
 
 
@@ -74,8 +74,11 @@ def register(settings: Settings, coordinate_text: str, package_text: str, *,
     params = list(params or [])
     parsed = parse_params(params)
     pkg = load_service_package(settings, package)
+    where = f"{coordinate} ({package})"
+    check_declared(pkg.service.params, parsed, where)
     if pkg.service.exec is not None:
-        check_exec(pkg.service.exec, parsed, f"{coordinate} ({package})")
+        check_exec(pkg.service.exec, parse_params(with_defaults(pkg.service.params, params)),
+                   where)
     chosen_user = users_mod.choose(settings, user, pkg.service.user, str(package))
     registration = Registration(coordinate=coordinate, package=package, user=chosen_user,
                                 boot=boot_flag, after=after_coords, params=params)
