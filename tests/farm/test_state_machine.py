@@ -207,6 +207,7 @@ def test_success_needs_the_package_and_is_recorded_once(farm: Farm) -> None:
     done = farm.report(build_id, "finish", "w1", attempt, result="success", tail="ok")
     assert done.status_code == 200, done.text
     assert done.json()["repeated"] is False
+    assert "next" not in done.json()  # only a finish that asked for a claim gets one
     build = done.json()["build"]
     assert build["state"] == build["status"] == "succeeded" and build["finished_at"]
     assert build["artifact"]["url"] == f"/api/builds/{build_id}/artifact"
