@@ -25,6 +25,7 @@ from shipyard.farm import leases, outbox
 from shipyard.farm.app import create_app
 from shipyard.farm.db import FarmDB, utcnow
 from shipyard.farm.tokens import create_token
+from shipyard.formats.farm import Finished, Job, Registered
 
 COMMIT = "a1" * 20
 OTHER_COMMIT = "b2" * 20
@@ -406,3 +407,24 @@ def test_a_package_the_repository_refused_is_publish_failed(farm: Farm) -> None:
     assert [b["id"] for b in listed] == [build_id]
     assert farm.http.get("/api/builds", params={"state": "succeeded"}).json() == []
     assert farm.http.get("/api/stats").json()["builds"]["succeeded"] == 1
+
+
+# ---------------------------------------------------------------------------------------
+# the wire models
+
+
+def test_answers_are_the_wire_models_the_worker_reads(farm: Farm) -> None:
+    registered = Registered.model_validate(farm.register())
+    assert registered.worker == "w1" and registered.lease_seconds == 600
+    farm.request()
+    job = Job.model_validate(farm.claim())
+    assert job.build.repo_url == "/src/hello.git" and job.build.subdir == "hello"
+    assert job.attempt == 1 and job.build.artifact is None
+    done = farm.report(job.build.id, "finish", "w1", job.attempt, result="failure",
+                       reason="x", claim=True)
+    finished = Finished.model_validate(done.json())
+    assert finished.build.state == "failed" and "next" in finished.model_fields_set
+    assert finished.next is None
+    schema = farm.http.get("/openapi.json").json()
+    claim = schema["paths"]["/api/workers/{name}/claim"]["post"]["responses"]["200"]
+    assert claim["content"]["application/json"]["schema"]["$ref"].endswith("/Job")
