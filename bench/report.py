@@ -34,7 +34,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = ROOT / "bench"
-BENCHES = ("install", "publish", "boot", "links", "farm")
+BENCHES = ("install", "publish", "boot", "links", "farm", "fleet")
 STDERR_TAIL_LINES = 40
 
 
@@ -300,9 +300,33 @@ def extract_vs_buildbot(raw: dict[str, Any]) -> Extracted:
     return out
 
 
+def extract_fleet(raw: dict[str, Any]) -> Extracted:
+    """Propagation p95 per fleet size against the wake-up baseline (a revision bump with
+    no link change, the long poll's own fan-out), pairwise per run; the aims are the
+    issue's: p95 < 2 s at 100 nodes, < 5 s at 1,000. Memory with every poll parked."""
+    out = Extracted()
+    aims = raw.get("aims_p95_s") or {}
+    for size, figures in sorted((raw.get("sizes") or {}).items(), key=lambda i: int(i[0])):
+        ours = stat(figures.get("propagation_p95_s"), "s")
+        base = stat(figures.get("wakeup_p95_s"), "s", "wake-up only")
+        aim = aims.get(size)
+        if ours:
+            out.rows.append(Row("fleet", f"announcement -> accept adapter on {size} nodes, "
+                                         "p95 (PostgreSQL)", ours, base,
+                                pairwise(figures.get("ratio_propagation_over_wakeup")),
+                                f"< {aim:g} s" if aim else "",
+                                judge(ours.median, lambda v, a=aim: v < a) if aim else None))
+        parked = stat(figures.get("rss_parked_mb"), "MB")
+        before = stat(figures.get("rss_before_mb"), "MB", "before any node")
+        if parked:
+            out.rows.append(Row("fleet", f"coordinator RSS, {size} parked long polls",
+                                parked, before, of_medians(parked, before)))
+    return out
+
+
 EXTRACTORS: dict[str, Callable[[dict[str, Any]], Extracted]] = {
     "install": extract_install, "publish": extract_publish, "boot": extract_boot,
-    "links": extract_links, "farm": extract_farm,
+    "links": extract_links, "farm": extract_farm, "fleet": extract_fleet,
 }
 
 

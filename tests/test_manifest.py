@@ -152,3 +152,29 @@ def test_bad_issue13_keys_name_the_key(text: str, message: str) -> None:
     with pytest.raises(ManifestError) as caught:
         parse_manifest(HEAD + text, "m.toml")
     assert caught.value.message.startswith(f"m.toml: {message}"), caught.value.message
+
+
+def test_exec_programs() -> None:
+    """Absolute programs and PATH look-up are a real need (``/bin/sh -c``, a distribution's
+    ``/usr/bin/redis-server``); a relative program stays inside the package."""
+    base = '[package]\ngroup = "org.example"\nid = "x"\nversion = "1"\n[service]\n'
+    for program in ("/bin/sh", "/usr/bin/redis-server", "redis-server", "bin/{platform}/srv"):
+        manifest = parse_manifest(base + f'exec = ["{program}", "-c", "x"]\n', SOURCE)
+        assert manifest.service is not None and manifest.service.exec is not None
+        assert manifest.service.exec[0] == program
+    for program in ("../../bin/sh", "bin/../../x", "/usr/../bin/sh", "~root/x", ".", "/"):
+        try:
+            parse_manifest(base + f'exec = ["{program}"]\n', SOURCE)
+        except ManifestError as exc:
+            assert exc.message.startswith(f"{SOURCE}: service.exec[0]: expected an absolute "
+                                          "program"), exc.message
+        else:
+            raise AssertionError(f"{program!r} was accepted")
+    for key in ("start", "stop"):
+        try:
+            parse_manifest(base + f'{key} = "/bin/sh"\n' + ('exec = ["x"]\n' if key == "stop"
+                                                           else ""), SOURCE)
+        except ManifestError as exc:
+            assert "expected a relative path inside the package" in exc.message
+        else:
+            raise AssertionError(f"an absolute {key} was accepted")

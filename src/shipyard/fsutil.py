@@ -12,9 +12,10 @@ import contextlib
 import errno
 import fcntl
 import os
+import stat
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from shipyard.errors import LockTimeout
@@ -75,7 +76,7 @@ def atomic_symlink(target: str, link: str | os.PathLike[str]) -> None:
 
 def fsync_tree(root: str | os.PathLike[str]) -> None:
     """fsync every file and directory below ``root`` (before renaming it into place)."""
-    for dirpath, _dirnames, filenames in os.walk(root):
+    for dirpath, _dirnames, filenames in walk(root):
         for name in filenames:
             full = os.path.join(dirpath, name)
             if os.path.islink(full):
@@ -136,3 +137,161 @@ def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
         while block := handle.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+def walk(root: str | os.PathLike[str]) -> Iterator[tuple[str, list[str], list[str]]]:
+    """``os.walk`` (top-down, symlinks not followed) without recursion.
+
+    Python 3.11's ``os.walk`` recurses once per level, so a tree about a thousand levels
+    deep raises ``RecursionError``; an explicit stack has no such limit. Directory entries
+    that are symlinks are listed with the files. The caller may prune the directory list
+    in place, as with ``os.walk``. Unreadable directories are skipped.
+    """
+    stack = [os.fspath(root)]
+    while stack:
+        top = stack.pop()
+        try:
+            with os.scandir(top) as listing:
+                entries = list(listing)
+        except OSError:
+            continue
+        dirs: list[str] = []
+        files: list[str] = []
+        for entry in entries:
+            try:
+                is_dir = entry.is_dir(follow_symlinks=False)
+            except OSError:
+                is_dir = False
+            (dirs if is_dir else files).append(entry.name)
+        yield top, dirs, files
+        stack.extend(os.path.join(top, name) for name in reversed(dirs))
+
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def remove_tree(path: str | os.PathLike[str], *, ignore_errors: bool = False) -> None:
+    """Delete ``path`` and everything below it, however deep; a missing path is fine.
+
+    ``shutil.rmtree`` recurses once per level (``RecursionError`` near a thousand levels)
+    and builds full path names (``ENAMETOOLONG`` beyond ``PATH_MAX``). This walks down and
+    back up with one directory descriptor at a time: names are resolved relative to the
+    open directory (``unlinkat``/``openat``), the way back up is ``..``, checked against
+    the device and inode recorded on the way down, so a directory moved away meanwhile
+    stops the removal instead of deleting something else. Symlinks are removed, never
+    followed. A tree that a killed process half-deleted is finished; a read-only
+    directory inside it is made writable first (its owner may do that). With
+    ``ignore_errors``, a failure leaves the rest in place silently (a best-effort cleanup).
+    """
+    if ignore_errors:
+        with contextlib.suppress(OSError):
+            remove_tree(path)
+        return
+    target = os.path.abspath(os.fspath(path))
+    parent, name = os.path.split(target)
+    try:
+        info = os.lstat(target)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISDIR(info.st_mode):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(target)
+        return
+    parent_fd = os.open(parent, _DIR_FLAGS & ~os.O_NOFOLLOW)
+    try:
+        _remove_below(parent_fd, name)
+        with contextlib.suppress(FileNotFoundError):
+            _retry_writable(parent_fd, os.rmdir, name)
+    finally:
+        os.close(parent_fd)
+
+
+def _retry_writable(dir_fd: int, action: Callable[..., object], name: str) -> None:
+    """``action(name, dir_fd=dir_fd)`` (unlink or rmdir); once more after chmod u+rwx."""
+    try:
+        action(name, dir_fd=dir_fd)
+    except PermissionError:
+        os.fchmod(dir_fd, stat.S_IMODE(os.fstat(dir_fd).st_mode) | stat.S_IRWXU)
+        action(name, dir_fd=dir_fd)
+
+
+def _open_dir(dir_fd: int, name: str) -> int:
+    try:
+        return os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+    except PermissionError:
+        os.chmod(name, 0o700, dir_fd=dir_fd)
+        return os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+
+
+def _remove_below(parent_fd: int, top: str) -> None:
+    """Empty the directory ``top`` (in ``parent_fd``) depth-first, iteratively."""
+    try:
+        fd = _open_dir(parent_fd, top)
+    except FileNotFoundError:
+        return
+    # One frame per level: (name in its parent, device, inode, subdirs still to remove).
+    first = os.fstat(fd)
+    frames: list[tuple[str, int, int, list[str]]] = [(top, first.st_dev, first.st_ino, [])]
+    fresh = True
+    try:
+        while True:
+            name, _dev, _ino, pending = frames[-1]
+            if fresh:
+                pending.extend(_clear_files(fd))
+                fresh = False
+            if pending:
+                child = pending.pop()
+                try:
+                    child_fd = _open_dir(fd, child)
+                except OSError as exc:
+                    if exc.errno not in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
+                        raise
+                    # Gone, or replaced by a file or symlink meanwhile: unlink that.
+                    with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+                        _retry_writable(fd, os.unlink, child)
+                    continue
+                info = os.fstat(child_fd)
+                os.close(fd)
+                fd = child_fd
+                frames.append((child, info.st_dev, info.st_ino, []))
+                fresh = True
+                continue
+            if len(frames) == 1:
+                return
+            frames.pop()
+            up = os.open("..", _DIR_FLAGS & ~os.O_NOFOLLOW, dir_fd=fd)
+            os.close(fd)
+            fd = up
+            _parent_name, dev, ino, _pending = frames[-1]
+            here = os.fstat(fd)
+            if (here.st_dev, here.st_ino) != (dev, ino):
+                raise OSError(errno.ESTALE, "directory moved while it was being removed",
+                              name)
+            try:
+                _retry_writable(fd, os.rmdir, name)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                if exc.errno != errno.ENOTEMPTY:
+                    raise
+                frames[-1][3].append(name)  # something appeared meanwhile: go again
+    finally:
+        os.close(fd)
+
+
+def _clear_files(fd: int) -> list[str]:
+    """Unlink every non-directory in ``fd``; returns the names of its subdirectories."""
+    with os.scandir(fd) as listing:
+        entries = list(listing)
+    subdirs: list[str] = []
+    for entry in entries:
+        try:
+            is_dir = entry.is_dir(follow_symlinks=False)
+        except OSError:
+            is_dir = False
+        if is_dir:
+            subdirs.append(entry.name)
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            _retry_writable(fd, os.unlink, entry.name)
+    return subdirs

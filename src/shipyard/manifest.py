@@ -163,6 +163,18 @@ def _rel_path(ctx: _Ctx, key: str, value: Any) -> str:
     return text
 
 
+def _exec_program(ctx: _Ctx, key: str, value: Any) -> str:
+    """The program of ``service.exec``: absolute (a system program, ``/bin/sh``), a bare
+    name looked up on ``PATH`` (``redis-server``), or a path inside the package
+    (``bin/{platform}/server``); never one that climbs out of the package with ``..``."""
+    text = _nonempty(ctx, key, value)
+    if "\x00" in text or ".." in PurePosixPath(text).parts or text.startswith("~") \
+            or text.strip("/") in ("", "."):
+        raise ctx.fail(key, "expected an absolute program, a program name looked up on PATH, "
+                            f"or a relative path inside the package, got {text!r}")
+    return text
+
+
 def _int_range(low: int, high: int) -> Callable[[_Ctx, str, Any], int]:
     def check(ctx: _Ctx, key: str, value: Any) -> int:
         if not isinstance(value, int) or isinstance(value, bool):
@@ -259,6 +271,7 @@ def parse_manifest(text: str, source: str = MANIFEST_NAME) -> Manifest:
             exec_list = _str_list(ctx, "service.exec", table["exec"])
             if not exec_list:
                 raise ctx.fail("service.exec", "expected a non-empty array")
+            _exec_program(ctx, "service.exec[0]", exec_list[0])
             exec_ = tuple(exec_list)
         if (start is None) == (exec_ is None):
             raise ctx.fail("service", "expected exactly one of 'start' or 'exec'")

@@ -206,3 +206,27 @@ def test_buildbot_comparison_rows(tmp_path: Path) -> None:
     _, rows = render(tmp_path, results(farm))
     assert rows[("farm", f"{where}: throughput")][2:] == [
         "3.00x (of medians)", ">= 5x Buildbot", "no"]
+
+
+def test_fleet_rows(tmp_path: Path) -> None:
+    """bench/fleet.py: propagation p95 per size against the wake-up baseline, and RSS."""
+    size = {"nodes": 100, "runs": 5, "propagation_p95_s": summary(1.2, 1.0, 1.5),
+            "wakeup_p95_s": summary(0.8, 0.7, 0.9),
+            "ratio_propagation_over_wakeup": summary(1.5, 1.3, 1.7),
+            "rss_before_mb": 97.0, "rss_parked_mb": 120.0}
+    fleet = {"bench": "fleet", "database": "postgresql",
+             "sizes": {"1000": {**size, "nodes": 1000,
+                                "propagation_p95_s": summary(6.0, 5.5, 7.0)},
+                       "100": size},
+             "aims_p95_s": {"100": 2.0, "1000": 5.0}}
+    document = results(FARM)
+    document["benches"]["fleet"] = fleet
+    document["runs"]["fleet"] = run_record("fleet", 1.0, 1.0)
+    _, rows = render(tmp_path, document)
+    assert rows[("fleet", "announcement -> accept adapter on 100 nodes, p95 (PostgreSQL)")] == [
+        "1.20 [1.00-1.50] s", "wake-up only: 0.800 [0.700-0.900] s",
+        "1.50x [1.30-1.70] (pairwise)", "< 2 s", "yes"]
+    assert rows[("fleet", "announcement -> accept adapter on 1000 nodes, p95 (PostgreSQL)")][
+        3:] == ["< 5 s", "no"]
+    assert rows[("fleet", "coordinator RSS, 100 parked long polls")][:2] == [
+        "120 MB", "before any node: 97.0 MB"]

@@ -29,7 +29,8 @@ def test_tokens_are_shown_once_and_stored_hashed(sqlite_farm: Farm) -> None:
 
     bad = farm.cli("farm", "token", "create", "--role", "root", check=False)
     assert bad.returncode == 2
-    assert "unknown token role 'root' (expected one of: worker, hook, admin)" in bad.stderr
+    assert "unknown token role 'root' (expected one of: worker, hook, admin, node)" \
+        in bad.stderr
     assert farm.cli("farm", "token", "revoke", str(token["id"])).returncode == 0
     assert json.loads(farm.cli("farm", "token", "list", "--json").stdout)[0]["revoked_at"]
     again = farm.cli("farm", "token", "revoke", "ops", check=False)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import os
 import tarfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,6 +48,39 @@ def make_source(base: Path, ident: str, version: str, *, requires: list[str] | N
 def pack(shipyard: Shipyard, src: Path, out: Path) -> Path:
     result = shipyard.run("pkg", "pack", str(src), "--out", str(out))
     return Path(result.stdout.strip())
+
+
+@contextlib.contextmanager
+def removing_deep_trees(*roots: Path) -> Iterator[None]:
+    """Remove ``roots`` at the end, whatever happened: pytest's clean-up of old temporary
+    dirs uses shutil.rmtree, which a tree 1,100 levels deep would crash (RecursionError)
+    at the end of a later session."""
+    from shipyard.fsutil import remove_tree
+
+    try:
+        yield
+    finally:
+        for root in roots:
+            remove_tree(root)
+
+
+def deep_tree(base: Path, depth: int, leaf: bytes = b"x") -> None:
+    """``base/d/d/.../d/f``, ``depth`` directories deep, made without recursion (os.makedirs
+    recurses once per level) and relative to an open directory (no long path names). Use
+    inside :func:`removing_deep_trees`."""
+    base.mkdir(parents=True, exist_ok=True)
+    fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for _level in range(depth):
+            os.mkdir("d", dir_fd=fd)
+            child = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = child
+        leaf_fd = os.open("f", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd)
+        os.write(leaf_fd, leaf)
+        os.close(leaf_fd)
+    finally:
+        os.close(fd)
 
 
 def tree_entries(root: Path) -> list[str]:
@@ -141,6 +175,18 @@ def _zstd_truncated() -> bytes:
     return frame[:-20]
 
 
+def _data_in_tar_padding() -> bytes:
+    """Bytes hidden in the zero padding after the end-of-archive marker (inside the
+    record tarfile reads ahead), where no member check sees them."""
+    data = bytearray(tar_bytes([good_manifest(), file_member("ok.txt", b"fine\n")]))
+    data[-100:-90] = b"hidden!!!!"
+    return gz(bytes(data))
+
+
+def deep_name(depth: int, leaf: str = "f") -> str:
+    return "d/" * depth + leaf
+
+
 def hostile_corpus() -> list[Hostile]:
     """Archives that must all be refused, each for its own reason."""
     m = good_manifest
@@ -209,6 +255,20 @@ def hostile_corpus() -> list[Hostile]:
                                       ok]))),
         Hostile("manifest-not-toml", "not valid TOML",
                 lambda: gz(tar_bytes([file_member("shipyard.toml", b"[package\n"), ok]))),
+        # Names that install but break the node afterwards (issue 14, items 9 and 10).
+        Hostile("too-deep", "is 1101 levels deep (at most 128 allowed)",
+                lambda: gz(tar_bytes([m(), file_member(deep_name(1100), b"x")]))),
+        Hostile("long-name-component", "has a name component of 300 bytes (at most 255",
+                lambda: gz(tar_bytes([m(), file_member("a" * 300, b"x")]))),
+        Hostile("long-path", "has a path of 4019 bytes (at most 3072 allowed)",
+                lambda: gz(tar_bytes([m(), file_member("/".join(["b" * 200] * 20), b"x")]))),
+        # Data after the end (issue 14, item 14).
+        Hostile("second-gzip-member", "data after the end of the gzip member",
+                lambda: gz(tar_bytes([m(), ok])) + gz(tar_bytes([file_member("evil", b"x")]))),
+        Hostile("data-after-tar-end", "data after the end of the tar archive",
+                lambda: gz(tar_bytes([m(), ok]) + b"hidden after the records")),
+        Hostile("data-in-tar-padding", "data after the end of the tar archive",
+                _data_in_tar_padding),
         Hostile("manifest-is-dir", "no shipyard.toml",
                 lambda: gz(tar_bytes([(_info("shipyard.toml", type_=tarfile.DIRTYPE,
                                              mode=0o755), None), ok]))),

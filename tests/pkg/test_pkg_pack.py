@@ -151,3 +151,28 @@ def test_examples_pack(shipyard: Shipyard, tmp_path: Path) -> None:
     for name in ("hello", "hello-lib"):
         archive = _pack(shipyard, EXAMPLES / name, tmp_path / "out")
         assert archive.exists()
+
+
+def test_pack_refuses_names_no_node_could_install(shipyard: Shipyard, tmp_path: Path) -> None:
+    """The name limits of the archive reader (issue 14) hold at pack time too, in one line,
+    also for a tree deeper than a recursive walk could go."""
+    from pkgkit import deep_tree, removing_deep_trees
+
+    long_path = make_source(tmp_path / "a", "longpath", "1.0",
+                            files={"/".join(["p" * 250] * 13): b"x"})
+    deep = make_source(tmp_path / "b", "deep", "1.0")
+    with removing_deep_trees(deep):
+        deep_tree(deep / "share", 1100)
+        _refuse_both(shipyard, tmp_path, long_path, deep)
+
+
+def _refuse_both(shipyard: Shipyard, tmp_path: Path, long_path: Path, deep: Path) -> None:
+    for src, expect in ((long_path, "has a path of 3262 bytes (at most 3072 allowed)"),
+                        (deep, "levels deep (at most 128 allowed)")):
+        result = shipyard.run("pkg", "pack", str(src), "--out", str(tmp_path / "out"),
+                              check=False)
+        assert result.returncode == 1, result.output
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"shipyard: error: {src}: member "), \
+            result.stderr
+        assert expect in lines[0]

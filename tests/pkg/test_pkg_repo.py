@@ -12,8 +12,10 @@ import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pkgkit import GROUP, Repo, make_repo, tree_entries
@@ -117,9 +119,9 @@ def test_info_from_index_says_whether_signed(shipyard: Shipyard, published: Repo
     assert signed["versions"] == ["1.9", "1.10", "2.0"]
     assert signed["signature"].startswith("verified (key ")
     assert signed["status"] == "not installed"
-    unsigned = shipyard.run("pkg", "info", f"{GROUP}:lib:1.9",
+    unsigned = shipyard.run("pkg", "info", f"{GROUP}:lib:1.9", "--allow-unsigned",
                             env=published.node_env(key=False))
-    assert "unsigned" in unsigned.stdout
+    assert "NOT verified" in unsigned.stdout
 
 
 def test_wrong_sha256_is_refused(shipyard: Shipyard, repo: Repo) -> None:
@@ -161,7 +163,11 @@ def test_tampered_release_is_refused(shipyard: Shipyard, repo: Repo) -> None:
 def test_unsigned_repository_with_a_key_configured(shipyard: Shipyard, repo: Repo) -> None:
     repo.publish("--unsigned", "--all")
     _refused(shipyard, repo.node_env(), f"{GROUP}:lib", "unsigned")
-    shipyard.run("pkg", "install", f"{GROUP}:lib", env=repo.node_env(key=False))
+    # The opt-in does not override a configured key: the key says it must be signed.
+    _refused(shipyard, {**repo.node_env(), "SHIPYARD_REPO_TRUST": "unsigned"}, f"{GROUP}:lib",
+             "unsigned")
+    shipyard.run("pkg", "install", f"{GROUP}:lib", "--allow-unsigned",
+                 env=repo.node_env(key=False))
     assert _installed(shipyard) == [f"{GROUP}:lib:2.0"]
 
 
@@ -257,3 +263,180 @@ def test_local_archive_fetches_its_requirements(shipyard: Shipyard, published: R
     result = shipyard.run("pkg", "install", str(archive), "--unsigned", env=env)
     assert result.stdout.splitlines()[0].startswith(f"installed {GROUP}:lib:1.10 in ")
     assert _installed(shipyard) == [f"{GROUP}:lib:1.10", f"{GROUP}:local:1.0"]
+
+
+# ---------------------------------------------------------------------------------------
+# Issue 14: no key means no trust; all members checked first; a publication meanwhile
+
+
+UNSIGNED_WARNING = "is read WITHOUT signature verification"
+
+
+def test_unverifiable_repository_is_refused_unless_opted_in(shipyard: Shipyard,
+                                                             published: Repo) -> None:
+    """Like apt: without repo.key nothing verifies the repository, so it is refused unless
+    the operator opted in, and then every command that reads it says so."""
+    env = published.node_env(key=False)
+    line = _refused(shipyard, env, f"{GROUP}:lib", "no repo.key is configured to verify")
+    assert "repo.trust = unsigned or --allow-unsigned" in line
+    info = shipyard.run("pkg", "info", f"{GROUP}:lib", check=False, env=env)
+    assert info.returncode == 1 and "no repo.key is configured" in info.stderr
+
+    flag = shipyard.run("pkg", "install", f"{GROUP}:lib:1.9", "--allow-unsigned", env=env)
+    assert [line for line in flag.stderr.splitlines() if UNSIGNED_WARNING in line] == [
+        f"shipyard: warning: {published.url}/ {UNSIGNED_WARNING} (repo.trust = unsigned or "
+        "--allow-unsigned): whoever can change it or the connection to it chooses what is "
+        "installed"]
+    opted = {**env, "SHIPYARD_REPO_TRUST": "unsigned"}
+    for _time in range(2):  # each time, not once
+        shown = shipyard.run("pkg", "info", f"{GROUP}:lib:2.0", env=opted)
+        assert UNSIGNED_WARNING in shown.stderr and "NOT verified" in shown.stdout
+    again = shipyard.run("pkg", "install", f"{GROUP}:lib:1.10", env=opted)
+    assert UNSIGNED_WARNING in again.stderr
+    assert _installed(shipyard) == [f"{GROUP}:lib:1.9", f"{GROUP}:lib:1.10"]
+    record = json.loads((shipyard.home / "software/org/test/lib/1.9/.shipyard/installed.json")
+                        .read_text())
+    assert record["signed_by"] is None
+    # Nothing read unverified is remembered as a serial.
+    assert not (shipyard.home / "state" / "pkg" / "serials.json").exists()
+    wrong = shipyard.run("pkg", "install", f"{GROUP}:lib", check=False,
+                         env={**env, "SHIPYARD_REPO_TRUST": "maybe"})
+    assert wrong.returncode != 0 and "repo.trust = 'maybe': expected signed or unsigned" \
+        in wrong.stderr
+
+
+def test_an_unsigned_serial_is_never_pinned(shipyard: Shipyard, repo: Repo) -> None:
+    """An unsigned release claiming serial 10^12, read with the opt-in, must not lock the
+    URL out of its real, signed releases."""
+    from shipyard.formats.index import dump_json
+    from shipyard.fsutil import atomic_symlink
+
+    signed = repo.generation()
+    huge = 10**12
+    fake = repo.root / "generations" / str(huge)
+    shutil.copytree(signed, fake)
+    release = json.loads((fake / "release.json").read_bytes())
+    release["serial"] = huge
+    (fake / "release.json").write_bytes(dump_json(release))
+    (fake / "release.json.sig").unlink()
+    atomic_symlink(f"generations/{huge}", repo.root / "current")
+
+    result = shipyard.run("pkg", "install", f"{GROUP}:lib:1.9",
+                          env={**repo.node_env(key=False), "SHIPYARD_REPO_TRUST": "unsigned"})
+    assert UNSIGNED_WARNING in result.stderr
+    serials = shipyard.home / "state" / "pkg" / "serials.json"
+    assert not serials.exists() or str(huge) not in serials.read_text()
+
+    atomic_symlink(f"generations/{signed.name}", repo.root / "current")
+    shipyard.run("pkg", "install", f"{GROUP}:app", env=repo.node_env())
+    assert f"{GROUP}:app:1.0" in _installed(shipyard)
+    assert json.loads(serials.read_text()) == {f"{repo.url}/": int(signed.name)}
+
+
+def _inotify_creations(path: Path) -> Callable[[], list[str]]:
+    """Watch ``path`` for entries created in it (Linux inotify through the C library);
+    returns a function that reads the names created since."""
+    import ctypes
+    import os
+    import struct
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+    assert fd >= 0, os.strerror(ctypes.get_errno())
+    in_create, in_moved_to = 0x100, 0x80
+    assert libc.inotify_add_watch(fd, str(path).encode(), in_create | in_moved_to) >= 0
+
+    def created() -> list[str]:
+        names = []
+        try:
+            data = os.read(fd, 1 << 16)
+        except BlockingIOError:
+            data = b""
+        finally:
+            os.close(fd)
+        offset = 0
+        while offset < len(data):
+            _wd, _mask, _cookie, size = struct.unpack_from("iIII", data, offset)
+            names.append(data[offset + 16: offset + 16 + size].rstrip(b"\0").decode())
+            offset += 16 + size
+        return names
+
+    return created
+
+
+def test_repository_archive_is_checked_in_full_before_anything_is_written(
+        shipyard: Shipyard, repo: Repo) -> None:
+    """An archive over the node's member cap (a 100,001-member archive against the default
+    100,000, here 61 against 50) is refused before a single file or directory is created
+    in the software root: its members are all checked first, as for a local archive."""
+    repo.add("many", "1.0", files={f"many/f{i:02}": b"x" for i in range(55)})
+    repo.publish()
+    software = shipyard.home / "software"
+    software.mkdir()
+    created = _inotify_creations(software)
+    env = {**repo.node_env(), "SHIPYARD_PKG_MAX_MEMBERS": "50"}
+    result = shipyard.run("pkg", "install", f"{GROUP}:many", check=False, env=env)
+    names = created()
+    assert result.returncode == 1, result.output
+    assert "more than 50 members (pkg.max_members)" in result.stderr
+    assert names == []
+    assert tree_entries(software) == []
+
+
+def _serve_flipping(root: Path, trigger: str, flip: Callable[[], None]) -> Any:
+    """Serves a repository and runs ``flip`` (a publication that prunes the generation
+    being read) right after opening ``trigger`` for the first time: the race of a
+    publisher run between a node's two reads, made to happen every time."""
+    import functools
+    import http.server
+    import threading
+
+    state = {"flipped": False}
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def send_head(self) -> Any:  # the file is opened here, before the flip
+            head = super().send_head()
+            if self.path.lstrip("/") == trigger and not state["flipped"]:
+                state["flipped"] = True
+                flip()
+            return head
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Handler, directory=str(root)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@pytest.mark.parametrize("trigger", ["current/release.json", "release.json.sig"])
+def test_a_generation_pruned_between_two_reads(shipyard: Shipyard, repo: Repo,
+                                               trigger: str) -> None:
+    """A publication that flips ``current`` and prunes the generation being read between
+    two requests is "changed while reading" (retried once), not "repository is unsigned"
+    nor a missing index."""
+    from shipyard.fsutil import atomic_symlink
+
+    old = repo.generation()
+    repo.add("late", "1.0")
+    repo.publish()
+    new = repo.generation()
+    atomic_symlink(f"generations/{old.name}", repo.root / "current")
+    path = (f"generations/{old.name}/{trigger}" if trigger.endswith(".sig") else trigger)
+
+    def flip() -> None:
+        atomic_symlink(f"generations/{new.name}", repo.root / "current")
+        shutil.rmtree(old)
+
+    server = _serve_flipping(repo.root, path, flip)
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/"
+        result = shipyard.run("pkg", "install", f"{GROUP}:late", "--repo-url", url,
+                              env=repo.node_env(), check=False)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.returncode == 0, result.output
+    assert f"installed {GROUP}:late:1.0" in result.stdout
+    assert not old.exists()

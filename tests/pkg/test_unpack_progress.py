@@ -6,8 +6,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from shipyard.pkg.archive import ArchiveReader
-
+from shipyard.formats.archive import ArchiveReader
 from shipyard.pkg.extract import extract
 from shipyard.pkg.pack import pack_directory
 from shipyard.pkg.progress import ByteProgress

@@ -145,6 +145,51 @@ def test_upload_refuses_bad_archives(shipyard: Shipyard, tmp_path: Path, db_url:
     assert [p for p in (repo.root / "incoming").iterdir() if p.name != "rejected"] == []
 
 
+def _hostile_archive(path: Path, member: str, *, appended: bytes = b"") -> Path:
+    """``hello-1.0`` with one extra member named ``member`` (gzip, then ``appended``)."""
+    import gzip
+    import io
+    import tarfile
+
+    raw = io.BytesIO()
+    manifest = b'[package]\ngroup = "org.example"\nid = "hello"\nversion = "1.0"\n'
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, body in (("shipyard.toml", manifest), (member, b"x")):
+            info = tarfile.TarInfo(name)
+            info.size = len(body)
+            tar.addfile(info, io.BytesIO(body))
+    path.mkdir()
+    archive = path / "hello-1.0.tar.gz"
+    archive.write_bytes(gzip.compress(raw.getvalue(), mtime=0) + appended)
+    return archive
+
+
+@pytest.mark.parametrize(("case", "member", "appended", "expect"), [
+    ("deep", "d/" * 1100 + "f", b"",
+     "member 'd/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/...(2201 characters)' "
+     "is 1101 levels deep (at most 128 allowed)"),
+    ("long-component", "x" * 300, b"", "has a name component of 300 bytes (at most 255 allowed)"),
+    ("long-path", "/".join(["p" * 250] * 16), b"",
+     "has a path of 4015 bytes (at most 3072 allowed)"),
+    ("second-gzip-member", "ok.txt", b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03"
+     b"\x03\x00\x00\x00\x00\x00\x00\x00\x00\x00", "data after the end of the gzip member"),
+], ids=["deep", "long-component", "long-path", "second-gzip-member"])
+def test_upload_refuses_what_a_node_could_not_install(shipyard: Shipyard, tmp_path: Path,
+                                                       case: str, member: str,
+                                                       appended: bytes, expect: str) -> None:
+    """Issue 14: such archives used to pass upload and publish, and then broke the node
+    (RecursionError, ENAMETOOLONG) or hid data; refused at upload, in one line that names
+    the member and the limit."""
+    repo = make_repo(shipyard, tmp_path, f"sqlite:///{tmp_path / 'repo.db'}")
+    archive = _hostile_archive(tmp_path / case, member, appended=appended)
+    result = repo.run("upload", str(archive), check=False)
+    assert result.returncode == 1, result.output
+    assert result.stderr.startswith("shipyard: error: hello-1.0.tar.gz: "), result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert expect in result.stderr
+    assert [p for p in (repo.root / "incoming").iterdir() if p.name != "rejected"] == []
+
+
 def test_promote(shipyard: Shipyard, tmp_path: Path, db_url: str) -> None:
     repo = make_repo(shipyard, tmp_path, db_url, "stable=1", "security=0", "testing=1")
     repo.upload(repo.archive("hello", "1.0"), channel="testing")

@@ -4,10 +4,11 @@
     transport.py --runtime-dir DIR [--server 127.0.0.1] [--transform echo|upper]
 
 Reads host, port and password from the link config Shipyard generated at registration
-(etc/link-jabber-component.ini), connects to the server's component port, answers the
-challenge with sha256(nonce + password) and then turns every "MSG <client> <text>" into
-"REPLY <client> <transformed text>". When the server refuses or drops it, it logs why and
-tries again (backing off up to 2 s), re-reading its config each time.
+(etc/link-jabber-component.ini), connects to the server's component port (at the
+acceptor_host/acceptor_port a fleet agent wrote there, else at --server and the port),
+answers the challenge with sha256(nonce + password) and then turns every
+"MSG <client> <text>" into "REPLY <client> <transformed text>". When the server refuses
+or drops it, it logs why and tries again (backing off up to 2 s), re-reading its config each time.
 """
 
 from __future__ import annotations
@@ -31,18 +32,22 @@ def log(message: str) -> None:
     sys.stdout.flush()
 
 
-def read_config(runtime: Path) -> tuple[str, int, str]:
+def read_config(runtime: Path, server: str) -> tuple[str, int, str, str, int]:
+    """(host, port, password, address to connect to, its port)."""
     parser = configparser.ConfigParser(interpolation=None)
     with open(runtime / CONFIG, encoding="utf-8") as handle:
         parser.read_file(handle)
     section = parser["link"]
-    return section["host"], int(section["port"]), section["password"]
+    port = int(section["port"])
+    target = section.get("acceptor_host") or server
+    target_port = int(section.get("acceptor_port") or port)
+    return section["host"], port, section["password"], target, target_port
 
 
 def session(server: str, runtime: Path, transform) -> str:
     """One connection; returns why it ended."""
-    host, port, password = read_config(runtime)
-    with socket.create_connection((server, port), timeout=10) as sock:
+    host, _port, password, target, port = read_config(runtime, server)
+    with socket.create_connection((target, port), timeout=10) as sock:
         reader = sock.makefile("r", encoding="utf-8", newline="\n")
         challenge = reader.readline().split()
         if len(challenge) != 2 or challenge[0] != "CHALLENGE":
@@ -52,7 +57,7 @@ def session(server: str, runtime: Path, transform) -> str:
         answer = reader.readline().strip()
         if answer != "OK":
             return f"refused: {answer or 'connection closed'}"
-        log(f"authenticated as {host} on {server}:{port}")
+        log(f"authenticated as {host} on {target}:{port}")
         sock.settimeout(None)
         for line in reader:
             parts = line.rstrip("\n").split(" ", 2)

@@ -29,6 +29,8 @@ GROUPS = {
     "svc": "shipyard.cli.svc",
     "link": "shipyard.cli.link",
     "farm": "shipyard.cli.farm",
+    "node": "shipyard.cli.node",
+    "fleet": "shipyard.cli.fleet",
     "config": "shipyard.cli.config",
 }
 DEMO_HELP = "Run the whole pipeline on this machine, end to end."

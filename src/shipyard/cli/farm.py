@@ -223,7 +223,8 @@ def worker(
 @token_app.command("create")
 def token_create(
     ctx: typer.Context,
-    role: str = typer.Option(..., "--role", help="worker, hook or admin."),
+    role: str = typer.Option(..., "--role",
+                             help="worker, hook, admin or node (node: a one-time join token)."),
     name: str = typer.Option(None, "--name", help="A name to recognise it by."),
     db: str = typer.Option(None, "--db", help=DB_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print as JSON."),

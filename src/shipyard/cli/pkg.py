@@ -21,6 +21,9 @@ from shipyard.cli.common import (
     show_progress,
 )
 
+ALLOW_UNSIGNED_HELP = ("Read a repository that no repo.key verifies (like repo.trust = "
+                       "unsigned; warns).")
+
 app = typer.Typer(help="Pack, install, uninstall, list, inspect and verify packages.",
                   no_args_is_help=True)
 
@@ -69,12 +72,14 @@ def install(
     repo_url: str = typer.Option(None, "--repo-url", help="Repository URL (file://, http://)."),
     unsigned: bool = typer.Option(False, "--unsigned",
                                   help="Allow a local archive although repo.key is set."),
+    allow_unsigned: bool = typer.Option(False, "--allow-unsigned", help=ALLOW_UNSIGNED_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
 ) -> None:
     """Install a package and what it requires, atomically."""
     from shipyard.node import install as do_install
 
-    effective = settings(ctx, repo__channel=channel, repo__url=repo_url)
+    effective = settings(ctx, repo__channel=channel, repo__url=repo_url,
+                         repo__trust="unsigned" if allow_unsigned else None)
     echo = None if as_json else (lambda line: sys.stdout.write(line + "\n"))
     results = do_install(effective, target, unsigned=unsigned, progress=show_progress(),
                          echo=echo)
@@ -129,12 +134,15 @@ def info(
     target: str = typer.Argument(..., help="group:id[:version] or a local archive."),
     channel: str = typer.Option(None, "--channel", help="Channel to look in."),
     repo_url: str = typer.Option(None, "--repo-url", help="Repository URL."),
+    allow_unsigned: bool = typer.Option(False, "--allow-unsigned", help=ALLOW_UNSIGNED_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Show an installed package, a repository entry, or a local archive's manifest."""
     from shipyard.pkg.info import describe
 
-    data = describe(settings(ctx, repo__channel=channel, repo__url=repo_url), target)
+    data = describe(settings(ctx, repo__channel=channel, repo__url=repo_url,
+                             repo__trust="unsigned" if allow_unsigned else None), target)
+    _warn([str(line) for line in data.pop("warnings", [])])
     if as_json:
         print_json(data)
         return

@@ -34,7 +34,8 @@ LIVE_STATES = (QUEUED, RUNNING)
 FINAL_STATES = (SUCCEEDED, FAILED, ABORTED, CANCELLED)
 BUILD_STATES = LIVE_STATES + FINAL_STATES
 
-ROLES = ("worker", "hook", "admin")
+# ``node``: a one-time join token, exchanged by ``shipyard node join`` for a node credential.
+ROLES = ("worker", "hook", "admin", "node")
 
 
 class FarmToken(Base):

@@ -20,10 +20,18 @@ The rules (each refusal is one :class:`ArchiveError` line naming the archive and
   the archive unpacks to more than :data:`RATIO_FLOOR` bytes (a decompression bomb is
   refused from its headers, before its data is inflated). Extended header records (pax,
   GNU long names) are capped at :data:`MAX_HEADER_BYTES` before tarfile reads them;
-- the compressed stream must be complete: a truncated gzip fails its length/CRC trailer,
-  a truncated zstd frame fails the block walk of :func:`_check_zstd_frame`;
+- the compressed stream must be complete and alone: a truncated gzip fails its length/CRC
+  trailer, a truncated zstd frame fails the block walk of :func:`_check_zstd_frame`; a
+  second gzip member or zstd frame, or anything after the first, is refused, and after
+  the tar end-of-archive marker only zero padding may follow;
+- names at most :data:`MAX_DEPTH` components deep, each component at most
+  :data:`MAX_NAME_BYTES` bytes, the whole path at most :data:`MAX_PATH_BYTES` bytes (UTF-8);
 - ``shipyard.toml`` at the root, valid per :func:`shipyard.manifest.parse_manifest`, and
   the file name must be exactly ``<id>-<version>.tar.<gz|zst>`` of that manifest.
+
+Longer than this project's usual 400 lines on purpose: the rules, the reader that applies
+them and the stream wrappers it needs (one gzip member, the bytes behind the tar end
+marker) are one wall, and a reviewer should see all of it in one file.
 """
 
 from __future__ import annotations
@@ -53,6 +61,14 @@ RATIO_FLOOR = 32 << 20
 MAX_HEADER_BYTES = 1 << 20
 MAX_MANIFEST_BYTES = 1 << 20
 MAX_TRAILER_BYTES = 1 << 20
+# Member names: deep or long enough to break a node after install (a tree ~1,000 levels
+# deep defeated every recursive tree walk; a name over NAME_MAX or a path near PATH_MAX
+# fails with ENAMETOOLONG once it is joined to the software root), so they are refused
+# where the archive is first checked: at upload, publish and install alike. The path cap
+# leaves 1,023 of Linux's 4,095 path bytes for the software root and the coordinate.
+MAX_DEPTH = 128
+MAX_NAME_BYTES = 255
+MAX_PATH_BYTES = 3072
 RESERVED_DIR = ".shipyard"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 COMPRESSIONS = ("gz", "zst")
@@ -106,14 +122,84 @@ def compression_of(path: str | os.PathLike[str]) -> str:
 
 
 def _gunzip(fileobj: IO[bytes]) -> IO[bytes]:
-    """A gzip reader: ISA-L's when installed (inflates about 3 times faster than zlib, a
-    tenth of a large install), else the standard library's. Both check the CRC and length
-    trailer. Packing always uses zlib, whose output is the reproducible one."""
-    try:
-        from isal import igzip
-    except ImportError:
-        return gzip.GzipFile(fileobj=fileobj, mode="rb")
-    return igzip.GzipFile(fileobj=fileobj, mode="rb")  # type: ignore[return-value]
+    """A reader of exactly one gzip member (see :class:`_GzipMember`), buffered."""
+    return io.BufferedReader(_GzipMember(fileobj), CHUNK)
+
+
+class _GzipMember(io.RawIOBase):
+    """Inflates one gzip member and refuses anything after it.
+
+    ``gzip.GzipFile`` reads concatenated members as one stream, so a second member
+    appended to a package (or anything that looks like one) would be inflated and then
+    ignored after the tar end marker. A package is one member: after its CRC and length
+    trailer the file must end. Inflating uses ISA-L's zlib-compatible decompressor when
+    installed (about 3 times faster than zlib, a tenth of a large install), else zlib's;
+    both check the trailer. Output per call is capped, so a bomb never inflates into
+    memory at once.
+    """
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self._raw = raw
+        inflater: Any = zlib
+        with contextlib.suppress(ImportError):
+            from isal import isal_zlib
+
+            inflater = isal_zlib
+        self._inflate = inflater.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        self._done = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def _read(self, size: int) -> bytes:
+        inflate = self._inflate
+        while not self._done:
+            if inflate.eof:
+                if inflate.unused_data or self._raw.read(1):
+                    raise gzip.BadGzipFile("data after the end of the gzip member")
+                self._done = True
+                break
+            data = inflate.unconsumed_tail or self._raw.read(CHUNK)
+            if not data:
+                raise EOFError("compressed file ended before the end-of-stream marker")
+            out = inflate.decompress(data, size)
+            if out:
+                return out
+        return b""
+
+
+class _TailKeeper:
+    """What tarfile reads from: remembers the last two blocks it handed out.
+
+    tarfile stops at the end-of-archive marker with up to a record of read-ahead in its
+    own buffer; those bytes are checked from here (they must be zero padding, like
+    everything after the marker), so nothing can hide behind the marker.
+    """
+
+    def __init__(self, inner: IO[bytes]) -> None:
+        self._inner = inner
+        self.delivered = 0
+        self._previous = b""
+        self._last = b""
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._inner.read(size)
+        self.delivered += len(data)
+        self._previous, self._last = self._last, data
+        return data
+
+    def unread_after(self, offset: int) -> bytes | None:
+        """The bytes handed out after ``offset``, ``None`` if no longer remembered."""
+        count = self.delivered - offset
+        tail = self._previous + self._last
+        if count < 0 or count > len(tail):
+            return None
+        return tail[len(tail) - count:] if count else b""
 
 
 class _GuardedTarInfo(tarfile.TarInfo):
@@ -216,7 +302,31 @@ def _check_name(raw: str, where: str) -> str:
     if parts[0] == RESERVED_DIR:
         raise ArchiveError(f"{where}: member {raw!r} is inside {RESERVED_DIR}/, which is "
                            "reserved for the installer")
+    check_name_size(name, where)
     return name
+
+
+def _shorten(name: str, keep: int = 60) -> str:
+    """A long member name cut for an error line (the line must stay one readable line)."""
+    return name if len(name) <= keep else f"{name[:keep]}...({len(name)} characters)"
+
+
+def check_name_size(name: str, where: str) -> None:
+    """Refuse names too deep or too long to be installed below any software root (also
+    used by ``pkg pack``, so that such a tree is refused before it is an archive)."""
+    parts = name.split("/")
+    if len(parts) > MAX_DEPTH:
+        raise ArchiveError(f"{where}: member {_shorten(name)!r} is {len(parts)} levels deep "
+                           f"(at most {MAX_DEPTH} allowed)")
+    for part in parts:
+        size = len(part.encode("utf-8"))
+        if size > MAX_NAME_BYTES:
+            raise ArchiveError(f"{where}: member {_shorten(name)!r} has a name component of "
+                               f"{size} bytes (at most {MAX_NAME_BYTES} allowed)")
+    size = len(name.encode("utf-8"))
+    if size > MAX_PATH_BYTES:
+        raise ArchiveError(f"{where}: member {_shorten(name)!r} has a path of {size} bytes "
+                           f"(at most {MAX_PATH_BYTES} allowed)")
 
 
 class ArchiveReader:
@@ -235,12 +345,14 @@ class ArchiveReader:
         self.manifest_bytes: bytes | None = None
         self.total_bytes = 0
         self.member_count = 0
+        self.longest_path = 0  # bytes of the longest member path, for the installer
         self._files: set[str] = set()
         self._dirs: set[str] = set()
         self._implicit: set[str] = set()
         self._handle: IO[bytes] | None = None
         self._stream: IO[bytes] | None = None
         self._tar: tarfile.TarFile | None = None
+        self._tail: _TailKeeper | None = None
         self._packed_size = 0
         self._raw: _HashingFile | None = None
         self.archive_sha256 = ""
@@ -265,8 +377,9 @@ class ArchiveReader:
                 self._stream = _gunzip(io.BufferedReader(counting, CHUNK))
             # tarfile's stream buffer copies what is left of it on every read, so a large
             # buffer makes thousands of small members quadratic; keep tar's record size.
-            self._tar = tarfile.open(fileobj=self._stream, mode="r|", tarinfo=_GuardedTarInfo,
-                                     bufsize=tarfile.RECORDSIZE)
+            self._tail = _TailKeeper(self._stream)
+            self._tar = tarfile.open(fileobj=self._tail, mode="r|",  # type: ignore[call-overload]
+                                     tarinfo=_GuardedTarInfo, bufsize=tarfile.RECORDSIZE)
         except BaseException as exc:
             self.close()
             raise self._translate(exc) from None
@@ -390,6 +503,7 @@ class ArchiveReader:
             return Member("", True, 0, 0o755)
         if name in self._files or name in self._dirs:
             raise ArchiveError(f"{where}: member {name!r} appears twice")
+        self.longest_path = max(self.longest_path, len(name.encode("utf-8")))
         parent = name.rpartition("/")[0]
         while parent:
             if parent in self._files:
@@ -411,14 +525,23 @@ class ArchiveReader:
 
     def finish(self) -> Manifest:
         """Check the stream's end and the manifest; the archive is fully vetted after this."""
-        assert self._stream is not None
+        assert self._stream is not None and self._tar is not None and self._tail is not None
         try:
+            # After the end-of-archive marker only zero padding may follow: anything else
+            # is data that no check above has seen.
+            block = self._tail.unread_after(self._tar.offset)
+            if block is None:
+                raise ArchiveError(f"{self.name}: cannot check the end of the tar archive")
             trailer = 0
-            while block := self._stream.read(CHUNK):
+            while block:
                 trailer += len(block)
+                if block.count(0) != len(block):
+                    raise ArchiveError(f"{self.name}: data after the end of the tar archive "
+                                       "(only zero padding may follow it)")
                 if trailer > MAX_TRAILER_BYTES:
                     raise ArchiveError(f"{self.name}: more than {MAX_TRAILER_BYTES} bytes "
                                        "after the end of the tar archive")
+                block = self._stream.read(CHUNK)
             assert self._raw is not None
             while self._raw.read(CHUNK):
                 pass
@@ -468,6 +591,28 @@ class _TranslatingReader(io.RawIOBase):
         return len(data)
 
 
+@dataclass(frozen=True)
+class Scan:
+    """What a full check of an archive found: its manifest and longest member path."""
+
+    manifest: Manifest
+    longest_path: int
+    sha256: str
+
+
+def scan_archive(path: str | os.PathLike[str], limits: Limits | None = None) -> Scan:
+    """Check every member of the archive at ``path``; nothing is written anywhere.
+
+    Raises :class:`ArchiveError` with one line naming the archive and what is wrong.
+    """
+    with ArchiveReader(path, limits) as reader:
+        for member, _info, data in reader.members():
+            if data is not None and member.path != MANIFEST_NAME:
+                _skip(data, member, reader)
+        manifest = reader.finish()
+        return Scan(manifest, reader.longest_path, reader.archive_sha256)
+
+
 def inspect_archive(
     path: str | os.PathLike[str],
     *,
@@ -480,12 +625,7 @@ def inspect_archive(
     Raises :class:`ArchiveError` with one line naming the archive and what is wrong.
     Nothing is written anywhere; the whole archive is read once.
     """
-    limits = Limits(max_members, max_bytes, max_ratio)
-    with ArchiveReader(path, limits) as reader:
-        for member, _info, data in reader.members():
-            if data is not None and member.path != MANIFEST_NAME:
-                _skip(data, member, reader)
-        return reader.finish()
+    return scan_archive(path, Limits(max_members, max_bytes, max_ratio)).manifest
 
 
 def _skip(data: IO[bytes], member: Member, reader: ArchiveReader) -> None:

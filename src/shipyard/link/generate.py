@@ -15,6 +15,10 @@ identity on the network. One file per announced interface::
     fqdn = node1.example.org
     fqdn_source = link.fqdn
 
+On a fleet node the agent adds where the transport must connect: the accepting
+instance's node address and port (``acceptor_host``, ``acceptor_port``, and every
+acceptor as ``acceptors = host:port, ...``; see :func:`set_acceptors`).
+
 Rules: re-registering recomputes host and port but keeps the password (a transport that is
 already linked keeps working); ``host_override = yes`` (set by ``shipyard link hostname``)
 keeps the host too. ``generate.port = "{param.NAME}"`` takes the port from the instance's
@@ -91,6 +95,7 @@ class GeneratedConfig:
     host_override: bool = False
     fqdn: str | None = None          # the FQDN the host was made from
     fqdn_source: str | None = None   # SOURCE_SETTING or SOURCE_HOST
+    acceptors: tuple[tuple[str, int], ...] = ()
 
     def render(self, coordinate: str) -> str:
         lines = [
@@ -110,6 +115,10 @@ class GeneratedConfig:
             lines.append(f"fqdn = {self.fqdn}")
         if self.fqdn_source is not None:
             lines.append(f"fqdn_source = {self.fqdn_source}")
+        if self.acceptors:
+            first_host, first_port = self.acceptors[0]
+            lines += [f"acceptor_host = {first_host}", f"acceptor_port = {first_port}",
+                      "acceptors = " + ", ".join(f"{h}:{p}" for h, p in self.acceptors)]
         return "\n".join(lines) + "\n"
 
 
@@ -129,9 +138,19 @@ def read_config(path: Path) -> GeneratedConfig | None:
             host_override=section.get("host_override", "no").strip().lower() == "yes",
             fqdn=section.get("fqdn") or None,
             fqdn_source=section.get("fqdn_source") or None,
+            acceptors=_parse_acceptors(section.get("acceptors", "")),
         )
     except (OSError, configparser.Error, KeyError, ValueError):
         return None
+
+
+def _parse_acceptors(text: str) -> tuple[tuple[str, int], ...]:
+    out = []
+    for item in text.split(","):
+        host, sep, port = item.strip().rpartition(":")
+        if sep and host and port.isdigit():
+            out.append((host, int(port)))
+    return tuple(out)
 
 
 def _owner(user: str) -> tuple[int, int] | None:
@@ -224,6 +243,7 @@ def desired_config(settings: Settings, announce: LinkAnnounce,
         host_override=bool(existing and existing.host_override and existing.host),
         fqdn=fqdn,
         fqdn_source=source,
+        acceptors=existing.acceptors if existing is not None else (),
     )
 
 
@@ -285,3 +305,21 @@ def set_host_override(settings: Settings, announce: LinkAnnounce, runtime_dir: P
         base.host_override = True
     write_config(settings, path, base, coordinate=coordinate, user=user)
     return base
+
+
+def set_acceptors(settings: Settings, announce: LinkAnnounce, runtime_dir: Path, *,
+                  coordinate: str, user: str,
+                  acceptors: tuple[tuple[str, int], ...]) -> bool:
+    """Record where the announcer connects (the fleet agent calls this); True when the
+    file changed, which is when the instance must be restarted to use it."""
+    path = config_path(runtime_dir, announce.interface)
+    existing = read_config(path) if path.exists() else None
+    wanted = desired_config(settings, announce, existing)
+    wanted.acceptors = tuple(acceptors)
+    for host, port in wanted.acceptors:
+        if not valid_host(host) or not 1 <= port <= 65535:
+            raise ShipyardError(f"acceptor address {host}:{port} is not valid")
+    if existing == wanted:
+        return False
+    write_config(settings, path, wanted, coordinate=coordinate, user=user)
+    return True

@@ -3,7 +3,10 @@
 ``pkg`` installs, ``svc`` registers and runs, ``link`` wires; none of them calls a stage
 above it, so whatever must happen *after* a change (links follow every install, uninstall,
 register, unregister and upgrade) is composed here, and the CLI calls this stage. The
-fleet's node agent, which converges a host on its desired state, belongs here as well.
+fleet's node agent, which converges a host on its desired state, belongs here as well:
+fleet membership lives in :mod:`.identity` (keys, credential), :mod:`.client` (the
+coordinator's fleet API), :mod:`.plan` (converge planning: desired + actual -> actions,
+pure), :mod:`.execute` and :mod:`.agent` (the node agent's loop).
 
 Public face: :func:`install`, :func:`uninstall`, :func:`register`, :func:`unregister`,
 :func:`relink` (:mod:`.operations`) and :func:`upgrade` (:mod:`.upgrades`). They load on

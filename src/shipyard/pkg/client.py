@@ -12,15 +12,18 @@ another's signature. The highest serial seen per repository URL is remembered un
 state dir, and a release with a lower serial is refused: an attacker (or a stale mirror)
 replaying an older, still valid, signed release must not roll a node back.
 
-Without a configured key a repository is read unsigned (and ``pkg info`` says so); with
-a key, a missing or bad signature is refused.
+Like apt, a node refuses a repository it cannot verify: without a configured key it reads
+one only when the operator opted in (``repo.trust = unsigned`` or ``--allow-unsigned``),
+with a warning every time, and never remembers the serial of a release it did not verify
+(an unsigned serial of 10^12 would otherwise lock the URL out for good). With a key, a
+missing or bad signature is refused.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import shutil
 import tempfile
 import urllib.parse
 from collections.abc import Callable
@@ -37,7 +40,7 @@ from shipyard.formats.index import (
     generation_path,
 )
 from shipyard.formats.signing import PublicKey, verify_detached
-from shipyard.fsutil import atomic_write, file_lock
+from shipyard.fsutil import atomic_write, file_lock, remove_tree
 from shipyard.pkg.progress import ByteProgress
 
 MAX_RELEASE_BYTES = 4 << 20
@@ -54,7 +57,7 @@ class RepositoryClient:
 
     def __init__(self, url: str, *, keys: list[PublicKey], channel: str,
                  state_dir: str | os.PathLike[str] | None = None,
-                 timeout: float = 30.0) -> None:
+                 timeout: float = 30.0, allow_unsigned: bool = False) -> None:
         if not url:
             raise ShipyardError("no repository configured (set repo.url or pass --repo-url)")
         self.url = _normalise(url)
@@ -74,7 +77,11 @@ class RepositoryClient:
         self._http: Any = None
         self._release: Release | None = None
         self._index: ChannelIndex | None = None
+        self._release_bytes = b""
         self.signed_by: str | None = None
+        self.allow_unsigned = allow_unsigned
+        # Lines for the user (the unsigned-trust warning): shown by the caller, each time.
+        self.warnings: list[str] = []
 
     # -- transport ---------------------------------------------------------------------
 
@@ -119,34 +126,95 @@ class RepositoryClient:
     # -- metadata ----------------------------------------------------------------------
 
     def release(self) -> Release:
-        """The current release, signature-checked, fresh and not older than seen before."""
+        """The current release, signature-checked, fresh and not older than seen before.
+
+        A publisher run may flip ``current`` and prune the old generation between our
+        reads; that is told apart from a missing signature by reading ``current`` again,
+        and the whole read is retried once.
+        """
         if self._release is not None:
             return self._release
         where = self.location(f"current/{RELEASE_NAME}")
+        if not self.keys and not self.allow_unsigned:
+            raise VerificationError(
+                f"{self.url}: no repo.key is configured to verify this repository, and "
+                "unsigned repositories are refused; add its public key to repo.key (see "
+                "'shipyard repo keygen'), or opt in with repo.trust = unsigned or "
+                "--allow-unsigned")
+        for attempt in (1, 2):
+            data, envelope = self._read_release(where)
+            if envelope is not None or not self.keys or not self._current_changed(data):
+                break
+            if attempt == 2:
+                raise VerificationError(
+                    f"{where}: the repository changed while it was read (a new publication "
+                    "replaced it twice in a row); try again")
+        release = Release.from_bytes(data, where)
+        if self.keys:
+            if envelope is None:
+                raise VerificationError(
+                    f"{where}: repository is unsigned (no {SIGNATURE_NAME}) but repo.key "
+                    "is configured; refusing it")
+            self.signed_by = verify_detached(data, envelope, self.keys, where)
+        else:
+            self.warnings.append(
+                f"{self.url} is read WITHOUT signature verification (repo.trust = unsigned "
+                "or --allow-unsigned): whoever can change it or the connection to it "
+                "chooses what is installed")
+        release.check_fresh(where)
+        if self.signed_by is not None:
+            # Only a verified serial is remembered: an unverified one (10^12, say) would
+            # lock this URL out once it is signed.
+            self._check_serial(release, where)
+        self._release = release
+        self._release_bytes = data
+        return release
+
+    def _read_release(self, where: str) -> tuple[bytes, bytes | None]:
+        """``current/release.json`` and, with keys, its signature fetched by serial."""
         try:
             data = self._get(f"current/{RELEASE_NAME}", MAX_RELEASE_BYTES)
         except _NotFound:
             raise ShipyardError(f"{where}: not found (is {self.url} a published "
                                 "repository?)") from None
-        release = Release.from_bytes(data, where)
-        sig_rel = f"{generation_path(release.serial)}/{SIGNATURE_NAME}"
-        if self.keys:
-            try:
-                envelope = self._get(sig_rel, MAX_RELEASE_BYTES)
-            except _NotFound:
-                raise VerificationError(
-                    f"{where}: repository is unsigned (no {SIGNATURE_NAME}) but repo.key "
-                    "is configured; refusing it") from None
-            self.signed_by = verify_detached(data, envelope, self.keys, where)
-        release.check_fresh(where)
-        self._check_serial(release, where)
-        self._release = release
-        return release
+        if not self.keys:
+            return data, None
+        serial = Release.from_bytes(data, where).serial
+        try:
+            return data, self._get(f"{generation_path(serial)}/{SIGNATURE_NAME}",
+                                   MAX_RELEASE_BYTES)
+        except _NotFound:
+            return data, None
+
+    def _current_changed(self, data: bytes) -> bool:
+        """Whether ``current/release.json`` now differs from ``data`` (or is gone)."""
+        try:
+            return self._get(f"current/{RELEASE_NAME}", MAX_RELEASE_BYTES) != data
+        except _NotFound:
+            return True
 
     def index(self) -> ChannelIndex:
-        """The channel's index, fetched by serial and checked against the release."""
+        """The channel's index, fetched by serial and checked against the release.
+
+        Retried once from a fresh release when the generation was pruned meanwhile.
+        """
         if self._index is not None:
             return self._index
+        try:
+            self._index = self._read_index()
+        except _NotFound as missing:
+            if not self._current_changed(self._release_bytes):
+                raise VerificationError(missing.message) from None
+            self._release = None
+            try:
+                self._index = self._read_index()
+            except _NotFound:
+                raise VerificationError(
+                    f"{self.url}: the repository changed while it was read (a new "
+                    "publication replaced it twice in a row); try again") from None
+        return self._index
+
+    def _read_index(self) -> ChannelIndex:
         release = self.release()
         ref = release.channels.get(self.channel)
         if ref is None:
@@ -157,13 +225,12 @@ class RepositoryClient:
         try:
             data = self._get(relpath, min(MAX_INDEX_BYTES, max(ref.size, 0) + 1))
         except _NotFound:
-            raise VerificationError(f"{where}: not found (release {release.serial} names "
-                                    "it)") from None
+            raise _NotFound(f"{where}: not found (release {release.serial} names "
+                            "it)") from None
         except VerificationError:
             raise VerificationError(f"{where}: index of channel {self.channel} does not "
                                     f"match release {release.serial}") from None
-        self._index = release.check_index(self.channel, data, where)
-        return self._index
+        return release.check_index(self.channel, data, where)
 
     def _check_serial(self, release: Release, where: str) -> None:
         if self.state_dir is None:
@@ -196,7 +263,8 @@ class RepositoryClient:
         try:
             self._download(entry, target, digest, bar)
         except BaseException:
-            shutil.rmtree(directory, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                remove_tree(directory)
             raise
         return target
 

@@ -47,7 +47,7 @@ def _describe_entry(settings: Settings, coord: PackageCoord) -> dict[str, Any]:
         entry = pick(index, coord)
         versions = sorted(index.versions_of(coord.group, coord.id), key=version_key)
         signature = (f"verified (key {client.signed_by})" if client.signed_by
-                     else "unsigned (no repo.key configured)")
+                     else "NOT verified (no repo.key; repo.trust = unsigned)")
         return {
             "coordinate": str(entry.coord),
             "status": "not installed",
@@ -62,6 +62,7 @@ def _describe_entry(settings: Settings, coord: PackageCoord) -> dict[str, Any]:
             "serial": index.serial,
             "signature": signature,
             "versions": versions,
+            **({"warnings": list(client.warnings)} if client.warnings else {}),
         }
 
 

@@ -8,13 +8,12 @@ temporary file and check its size and sha256 against the signed index → create
 ``rename`` it into place → fsync the parent. A package dir is therefore complete with its
 record, or absent.
 
-Every member passes :class:`shipyard.formats.archive.ArchiveReader`'s checks before it is
-written, and the staging dir is discarded at the first refusal. A local archive
-(``pkg install ./x-1.0.tar.gz``) is first inspected in full with
-:func:`~shipyard.formats.archive.inspect_archive`, because its manifest says where it goes and
-nothing vouches for it. A repository archive is checked member by member in the pass that
-extracts it: its coordinate is known, its bytes are already pinned by the signed index, and
-a second inflating pass would cost a third of a large install (bench/README.md).
+Every archive of the plan is checked in full (:func:`~shipyard.formats.archive.scan_archive`)
+before anything is written, for a local archive and a repository archive alike: a signed
+index pins the bytes, not their safety, and checking while extracting let a 100,001-member
+archive write 100,000 files before its refusal (issue 14). The extraction then runs the
+same checks again as a second wall; it costs a second inflating pass, the price of writing
+nothing for a refused archive.
 
 Uninstall refuses while a registered instance uses the package (unless forced), renames
 the dir to ``.<version>.tombstone-<random>``, fsyncs, then deletes it. Leftovers of killed
@@ -34,8 +33,8 @@ from typing import TYPE_CHECKING
 
 from shipyard.config import Settings
 from shipyard.coords import PackageCoord, Requirement
-from shipyard.errors import ArchiveError, ShipyardError, UsageError
-from shipyard.formats.archive import ArchiveReader, Limits, inspect_archive
+from shipyard.errors import ArchiveError, ConfigError, ShipyardError, UsageError
+from shipyard.formats.archive import ArchiveReader, Limits, Scan, scan_archive
 from shipyard.formats.index import PackageEntry
 from shipyard.fsutil import fsync_dir
 from shipyard.manifest import Manifest
@@ -92,8 +91,12 @@ def repository_client(settings: Settings) -> RepositoryClient:
 
     url = str(settings.get("repo.url") or "")
     keys = load_public_keys(list(settings.get("repo.key") or []))
+    trust = str(settings.get("repo.trust"))
+    if trust not in ("signed", "unsigned"):
+        raise ConfigError(f"repo.trust = {trust!r}: expected signed or unsigned")
     return RepositoryClient(url, keys=keys, channel=str(settings.get("repo.channel")),
-                            state_dir=store.state_dir(settings))
+                            state_dir=store.state_dir(settings),
+                            allow_unsigned=trust == "unsigned")
 
 
 def install(settings: Settings, target: str, *, unsigned: bool = False,
@@ -112,21 +115,28 @@ def install(settings: Settings, target: str, *, unsigned: bool = False,
 
 def _install_from_repository(settings: Settings, coord: PackageCoord, *, progress: bool,
                              say: Echo) -> list[InstallResult]:
+    client = repository_client(settings)
+    with client, store.install_lock(settings) as swept:
+        results = _from_repository_locked(settings, client, coord, progress=progress, say=say)
+    results[-1].warnings[:0] = [*swept, *client.warnings]
+    return results
+
+
+def _from_repository_locked(settings: Settings, client: RepositoryClient, coord: PackageCoord,
+                            *, progress: bool, say: Echo) -> list[InstallResult]:
     from shipyard.pkg.resolve import pick, plan
 
-    client = repository_client(settings)
-    with client, store.install_lock(settings):
-        if coord.version is not None:
-            record = store.installed_record(settings, coord)
-            if record is not None:
-                return [_already(record)]
-        index = client.index()
-        root = pick(index, coord)
-        record = store.installed_record(settings, root.coord)
+    if coord.version is not None:
+        record = store.installed_record(settings, coord)
         if record is not None:
             return [_already(record)]
-        steps = plan(index, root, lambda g, i: _installed_versions(settings, g, i))
-        return _install_entries(settings, client, steps, progress=progress, say=say)
+    index = client.index()
+    root = pick(index, coord)
+    record = store.installed_record(settings, root.coord)
+    if record is not None:
+        return [_already(record)]
+    steps = plan(index, root, lambda g, i: _installed_versions(settings, g, i))
+    return _install_entries(settings, client, steps, progress=progress, say=say)
 
 
 def _install_entries(settings: Settings, client: RepositoryClient,
@@ -145,8 +155,10 @@ def _install_entries(settings: Settings, client: RepositoryClient,
                 done[str(entry.coord)] = _already(record)
                 continue
             fetched.append((entry, client.fetch_archive(entry, downloads, progress=progress)))
-        for entry, archive in fetched:
-            result = _place(settings, archive, entry.coord,
+        limits = Limits.from_settings(settings)
+        scans = [_scan(archive, limits, entry.coord) for entry, archive in fetched]
+        for (entry, archive), scan in zip(fetched, scans, strict=True):
+            result = _place(settings, archive, entry.coord, scan,
                             source=client.location(entry.filename),
                             signed_by=client.signed_by, channel=client.channel,
                             progress=progress)
@@ -166,22 +178,31 @@ def _install_local(settings: Settings, archive: Path, *, unsigned: bool, progres
         raise ShipyardError(f"{archive}: a local archive carries no repository signature and "
                             "repo.key is configured; pass --unsigned to install it anyway")
     limits = Limits.from_settings(settings)
-    with store.install_lock(settings):
-        manifest = _inspect(archive, limits)
+    with store.install_lock(settings) as swept:
+        scan = _scan(archive, limits)
+        manifest = scan.manifest
         record = store.installed_record(settings, manifest.coord)
         if record is not None:
-            return [_already(record)]
-        results = _local_requirements(settings, manifest, progress=progress, say=say)
-        result = _place(settings, archive, manifest.coord, source=str(archive.absolute()),
-                        signed_by=None, channel=None, progress=progress)
-        say(f"installed {result.coord} in {result.path}")
-        results.append(result)
-        return results
+            results = [_already(record)]
+        else:
+            results = _local_requirements(settings, manifest, progress=progress, say=say)
+            result = _place(settings, archive, manifest.coord, scan,
+                            source=str(archive.absolute()), signed_by=None, channel=None,
+                            progress=progress)
+            say(f"installed {result.coord} in {result.path}")
+            results.append(result)
+    results[-1].warnings[:0] = swept
+    return results
 
 
-def _inspect(archive: Path, limits: Limits) -> Manifest:
-    return inspect_archive(archive, max_members=limits.max_members,
-                           max_bytes=limits.max_bytes, max_ratio=limits.max_ratio)
+def _scan(archive: Path, limits: Limits, coord: PackageCoord | None = None) -> Scan:
+    """Check every member before anything is written (a refusal leaves no trace), and
+    that a repository archive holds the coordinate its index entry names."""
+    scan = scan_archive(archive, limits)
+    if coord is not None and scan.manifest.coord != coord:
+        raise ArchiveError(f"{archive.name}: its manifest names {scan.manifest.coord}, not "
+                           f"the requested {coord}")
+    return scan
 
 
 def _local_requirements(settings: Settings, manifest: Manifest, *, progress: bool,
@@ -213,6 +234,8 @@ def _local_requirements(settings: Settings, manifest: Manifest, *, progress: boo
                     planned.append(step)
         results.extend(_install_entries(settings, client, planned, progress=progress,
                                         say=say))
+    if results:
+        results[-1].warnings.extend(client.warnings)
     return results
 
 
@@ -225,10 +248,11 @@ def _already(record: InstalledRecord) -> InstallResult:
     return InstallResult(record.coord, record.path, "already installed", record.source)
 
 
-def _place(settings: Settings, archive: Path, coord: PackageCoord, *, source: str,
+def _place(settings: Settings, archive: Path, coord: PackageCoord, scan: Scan, *, source: str,
            signed_by: str | None, channel: str | None, progress: bool = False
            ) -> InstallResult:
-    """Extract ``archive`` (which must hold ``coord``) beside its target and rename it in."""
+    """Extract ``archive`` (which must hold ``coord``, checked in full into ``scan``)
+    beside its target and rename it in. The extraction checks every member again."""
     assert coord.version is not None
     pkg_dir = store.package_dir(settings, coord)
     owner = store.owning_package(settings, pkg_dir)
@@ -241,6 +265,7 @@ def _place(settings: Settings, archive: Path, coord: PackageCoord, *, source: st
     store.makedirs_durable(pkg_dir.parent)
     staging = Path(tempfile.mkdtemp(prefix=f".{coord.version}.staging-", dir=pkg_dir.parent))
     try:
+        _check_fits(archive, scan, staging, pkg_dir)
         bar = ByteProgress(f"unpacking {coord}", archive.stat().st_size) if progress else None
         try:
             with ArchiveReader(archive, Limits.from_settings(settings)) as reader:
@@ -272,6 +297,19 @@ def _place(settings: Settings, archive: Path, coord: PackageCoord, *, source: st
     return InstallResult(coord, pkg_dir, "installed", source)
 
 
+def _check_fits(archive: Path, scan: Scan, staging: Path, pkg_dir: Path) -> None:
+    """Refuse, before writing, a member path the file system could not create here."""
+    try:
+        path_max = os.pathconf(staging, "PC_PATH_MAX")
+    except (OSError, ValueError):
+        path_max = 4096
+    room = path_max - 1 - len(os.fsencode(staging)) - 1
+    if scan.longest_path > room:
+        raise ArchiveError(f"{archive.name}: a member path of {scan.longest_path} bytes does "
+                           f"not fit below {pkg_dir} (paths are limited to {path_max - 1} "
+                           "bytes); use a shorter paths.software")
+
+
 # ---------------------------------------------------------------------------------------
 # Uninstall
 
@@ -301,7 +339,7 @@ def uninstall(settings: Settings, coord: str | PackageCoord, force: bool = False
     is a higher stage's knowledge, :mod:`shipyard.node` passes it in); it is asked under
     the install lock, so no install or uninstall can slip in between check and removal.
     """
-    with store.install_lock(settings):
+    with store.install_lock(settings) as swept:
         record = resolve_installed(settings, coord)
         target = record.coord
         users = [str(c) for c in users_of(target)]
@@ -312,10 +350,13 @@ def uninstall(settings: Settings, coord: str | PackageCoord, force: bool = False
         tombstone = pkg_dir.parent / f".{target.version}.tombstone-{secrets.token_hex(4)}"
         os.rename(pkg_dir, tombstone)
         fsync_dir(pkg_dir.parent)
-        store.remove_tree(tombstone)
+        # The package is gone once renamed; a tombstone that resists deletion is the
+        # sweep's to retry, not a reason to report the uninstall as failed.
+        warnings = list(swept)
+        store.sweep_one(tombstone, warnings)
         fsync_dir(pkg_dir.parent)
         store.prune_empty_parents(settings, pkg_dir.parent)
-        warnings = _orphaned_dependents(settings, target)
+        warnings.extend(_orphaned_dependents(settings, target))
     if users:
         warnings.insert(0, f"removed {target} although instance(s) {', '.join(users)} use it "
                            "(--force)")

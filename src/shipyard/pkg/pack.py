@@ -35,8 +35,8 @@ from pathlib import Path
 from typing import IO
 
 from shipyard.errors import ShipyardError
-from shipyard.formats.archive import COMPRESSIONS, RESERVED_DIR
-from shipyard.fsutil import fsync_dir
+from shipyard.formats.archive import COMPRESSIONS, RESERVED_DIR, check_name_size
+from shipyard.fsutil import fsync_dir, walk
 from shipyard.manifest import MANIFEST_NAME, Manifest, load_manifest
 
 SKIP_DIRS = {".git", "__pycache__"}
@@ -217,7 +217,7 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
 def _collect(root: Path) -> list[tuple[str, Path, bool]]:
     """``(archive name, path, is_dir)`` of every entry to pack, manifest first then sorted."""
     entries: list[tuple[tuple[str, ...], str, Path, bool]] = []
-    for dirpath, dirnames, filenames in os.walk(root):
+    for dirpath, dirnames, filenames in walk(root):  # no recursion: any depth is fine
         here = Path(dirpath)
         rel_dir = here.relative_to(root)
         keep = []
@@ -232,6 +232,7 @@ def _collect(root: Path) -> list[tuple[str, Path, bool]]:
                 raise ShipyardError(f"{path}: {RESERVED_DIR}/ is reserved for the installer")
             keep.append(name)
             rel = (rel_dir / name).as_posix()
+            check_name_size(rel, str(root))
             entries.append((tuple(rel.split("/")), rel, path, True))
         dirnames[:] = keep
         for name in filenames:
@@ -245,6 +246,7 @@ def _collect(root: Path) -> list[tuple[str, Path, bool]]:
             if not stat.S_ISREG(info.st_mode):
                 raise ShipyardError(f"{path}: not a regular file (cannot be packed)")
             rel = (rel_dir / name).as_posix()
+            check_name_size(rel, str(root))
             entries.append((tuple(rel.split("/")), rel, path, False))
     entries.sort(key=lambda entry: (entry[1] != MANIFEST_NAME, entry[0]))
     return [(rel, path, is_dir) for _key, rel, path, is_dir in entries]

@@ -18,13 +18,13 @@ import contextlib
 import json
 import os
 import re
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from shipyard import fsutil
 from shipyard.config import Settings
 from shipyard.coords import PackageCoord, version_key
 from shipyard.errors import ShipyardError
@@ -151,12 +151,15 @@ def downloads_dir(settings: Settings) -> Path:
 
 
 @contextlib.contextmanager
-def install_lock(settings: Settings) -> Iterator[None]:
-    """The one lock that every change to the software root holds; sweeps on entry."""
+def install_lock(settings: Settings) -> Iterator[list[str]]:
+    """The one lock that every change to the software root holds; sweeps on entry.
+
+    Yields the sweep's warnings (leftovers it could not remove), for the caller to show.
+    """
     timeout = float(settings.get("pkg.lock_timeout"))
     with file_lock(lock_path(settings), timeout=timeout, what="the package install lock"):
-        sweep(settings)
-        yield
+        _removed, problems = sweep(settings)
+        yield problems
 
 
 # ---------------------------------------------------------------------------------------
@@ -282,41 +285,47 @@ def makedirs_durable(path: Path) -> None:
 
 
 def remove_tree(path: Path) -> None:
-    """Delete a transient dir; tolerant of a tree that a killed process half-deleted."""
-    def onerror(func: Any, name: str, exc_info: Any) -> None:
-        exc = exc_info[1]
-        if isinstance(exc, FileNotFoundError):
-            return
-        if isinstance(exc, PermissionError):
-            # A read-only directory inside a package: make it writable and retry once.
-            with contextlib.suppress(OSError):
-                os.chmod(os.path.dirname(name), 0o755)
-                func(name)
-                return
-        raise exc
+    """Delete a transient dir, however deep; finishes a tree a killed process half-deleted.
 
-    shutil.rmtree(path, onerror=onerror)
+    :func:`shipyard.fsutil.remove_tree` does not recurse, so no tree depth can make it
+    fail with ``RecursionError`` (``shutil.rmtree`` did, at about a thousand levels).
+    """
+    fsutil.remove_tree(path)
 
 
-def sweep(settings: Settings) -> list[Path]:
-    """Remove leftover staging and tombstone dirs and downloads; call under the lock."""
+def sweep(settings: Settings) -> tuple[list[Path], list[str]]:
+    """Remove leftover staging and tombstone dirs and downloads; call under the lock.
+
+    Returns what was removed and one line per leftover that could not be: a leftover that
+    resists removal is reported, never fatal, so it cannot stop installs of other packages.
+    """
     removed: list[Path] = []
+    problems: list[str] = []
     root = software_root(settings)
     if root.is_dir():
-        _sweep_dir(root, removed, depth=0)
+        _sweep_dir(root, removed, problems, depth=0)
     downloads = downloads_dir(settings)
     if downloads.is_dir():
         for entry in os.scandir(downloads):
             path = Path(entry.path)
-            if entry.is_dir(follow_symlinks=False):
-                remove_tree(path)
-            else:
-                path.unlink(missing_ok=True)
-            removed.append(path)
-    return removed
+            if sweep_one(path, problems):
+                removed.append(path)
+    return removed, problems
 
 
-def _sweep_dir(directory: Path, removed: list[Path], depth: int) -> None:
+def sweep_one(path: Path, problems: list[str]) -> bool:
+    """Remove one leftover; on failure add a line to ``problems`` and return False."""
+    try:
+        remove_tree(path)
+    except (OSError, RecursionError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        problems.append(f"cannot remove the leftover {path}: {reason}; the next install "
+                        "tries again (or remove it by hand)")
+        return False
+    return True
+
+
+def _sweep_dir(directory: Path, removed: list[Path], problems: list[str], depth: int) -> None:
     if depth > 64:
         return
     try:
@@ -329,11 +338,11 @@ def _sweep_dir(directory: Path, removed: list[Path], depth: int) -> None:
             continue
         path = Path(entry.path)
         if TRANSIENT_RE.match(entry.name):
-            remove_tree(path)
-            removed.append(path)
-            swept = True
+            if sweep_one(path, problems):
+                removed.append(path)
+                swept = True
         elif not entry.name.startswith(".") and not record_path(path).exists():
-            _sweep_dir(path, removed, depth + 1)
+            _sweep_dir(path, removed, problems, depth + 1)
     if swept:
         fsync_dir(directory)
 

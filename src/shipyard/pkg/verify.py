@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from shipyard.config import Settings
-from shipyard.fsutil import sha256_file
+from shipyard.fsutil import sha256_file, walk
 from shipyard.pkg import store
 from shipyard.pkg.store import InstalledRecord
 
@@ -81,18 +81,15 @@ def verify_record(record: InstalledRecord) -> VerifyReport:
     for name in sorted(recorded_dirs):
         if not (root / name).is_dir() or (root / name).is_symlink():
             report.missing.append(name + "/")
-    for dirpath, dirnames, filenames in os.walk(root):
+    for dirpath, dirnames, filenames in walk(root):  # no recursion: any depth is fine
         rel_dir = os.path.relpath(dirpath, root)
         rel_dir = "" if rel_dir == "." else rel_dir
         if rel_dir == "":
             dirnames[:] = [d for d in dirnames if d != store.RECORD_DIR]
         for name in sorted(dirnames):
             rel = f"{rel_dir}/{name}" if rel_dir else name
-            if os.path.islink(os.path.join(dirpath, name)):
-                report.added.append(rel)
-            elif rel not in recorded_dirs and rel not in implicit:
+            if rel not in recorded_dirs and rel not in implicit:
                 report.added.append(rel + "/")
-        dirnames[:] = [d for d in dirnames if not os.path.islink(os.path.join(dirpath, d))]
         for name in sorted(filenames):
             rel = f"{rel_dir}/{name}" if rel_dir else name
             if rel not in record.files:

@@ -36,7 +36,7 @@ from pathlib import Path
 
 from shipyard.config import Settings
 from shipyard.errors import ConfigError, ShipyardError
-from shipyard.fsutil import atomic_write, fsync_dir
+from shipyard.fsutil import atomic_write, fsync_dir, remove_tree
 
 CONFIG_NAME = "repo.ini"
 CHANNEL_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
@@ -312,9 +312,8 @@ def init_repository(repo_dir: str | os.PathLike[str], channels: dict[str, int] |
         fsync_dir(root)
     except BaseException:
         if created:  # leave no half-made repository behind to trip the next attempt
-            import shutil
 
-            shutil.rmtree(root, ignore_errors=True)
+            remove_tree(root, ignore_errors=True)
         raise
 
 

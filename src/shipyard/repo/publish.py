@@ -63,7 +63,14 @@ from shipyard.formats.index import (
     sha256_bytes,
 )
 from shipyard.formats.signing import PrivateKey, sign_detached
-from shipyard.fsutil import atomic_symlink, atomic_write, file_lock, fsync_dir, sha256_file
+from shipyard.fsutil import (
+    atomic_symlink,
+    atomic_write,
+    file_lock,
+    fsync_dir,
+    remove_tree,
+    sha256_file,
+)
 from shipyard.repo import activity
 from shipyard.repo.keys import load_signing_key
 from shipyard.repo.layout import Repository, open_repository
@@ -249,7 +256,7 @@ class _Run:
         if new or members:
             self.store.accept(new, members)
         for item in done:
-            shutil.rmtree(item.dir, ignore_errors=True)
+            remove_tree(item.dir, ignore_errors=True)
         if done:
             fsync_dir(self.repo.incoming)
 
@@ -455,7 +462,7 @@ def discard(repo: Repository, generation: Path) -> None:
     trash = repo.generations / f".discard-{generation.name}-{os.getpid()}"
     os.rename(generation, trash)
     fsync_dir(repo.generations)
-    shutil.rmtree(trash, ignore_errors=True)
+    remove_tree(trash, ignore_errors=True)
 
 
 def prune(repo: Repository, keep: int, current: int) -> list[int]:
@@ -474,7 +481,7 @@ def sweep_staging(repo: Repository) -> None:
     for path in repo.incoming.glob(".tmp-*"):
         try:
             if path.stat().st_mtime < cutoff:
-                shutil.rmtree(path, ignore_errors=True)
+                remove_tree(path, ignore_errors=True)
         except FileNotFoundError:
             pass
 
@@ -492,7 +499,7 @@ def recover(repo: Repository, store: RepoStore) -> list[str]:
     for name in sorted(os.listdir(repo.generations)):
         path = repo.generations / name
         if name.startswith("."):
-            shutil.rmtree(path, ignore_errors=True)
+            remove_tree(path, ignore_errors=True)
             notes.append(f"removed leftover {name}")
         elif name.isdigit() and (current is None or int(name) > current):
             discard(repo, path)

@@ -23,7 +23,7 @@ from pathlib import Path
 from shipyard.config import Settings
 from shipyard.coords import PackageCoord
 from shipyard.errors import ShipyardError
-from shipyard.fsutil import atomic_write, fsync_dir, sha256_file
+from shipyard.fsutil import atomic_write, fsync_dir, remove_tree, sha256_file
 from shipyard.manifest import Manifest
 from shipyard.repo.layout import Repository, open_repository
 from shipyard.repo.store import RepoStore
@@ -100,7 +100,7 @@ def _enqueue(repo: Repository, source: Path, coord: PackageCoord, channel: str,
         final = repo.incoming / name
         os.rename(staging, final)
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        remove_tree(staging, ignore_errors=True)
         raise
     fsync_dir(repo.incoming)
     return QueuedUpload(final, final / source.name, channel, digest)

@@ -7,8 +7,11 @@ app is only the pages' routes, after the API's, on the same state (``app.state``
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI
@@ -16,13 +19,29 @@ from fastapi import FastAPI
 from shipyard.config import Settings
 from shipyard.errors import ShipyardError, UsageError
 from shipyard.farm import app as farm_app
+from shipyard.fleet.api import install as install_fleet
 from shipyard.web.pages import install as install_pages
 
 
 def create_app(settings: Settings, db_url: str, repo_dir: str | os.PathLike[str] | None = None,
                *, bind: str | None = None, publish: bool = True) -> FastAPI:
-    """The farm coordinator's API (:func:`shipyard.farm.app.create_app`) plus the pages."""
+    """The farm coordinator's API (:func:`shipyard.farm.app.create_app`), the fleet's API
+    (:func:`shipyard.fleet.api.install`, started and stopped with the farm) and the pages."""
     app = farm_app.create_app(settings, db_url, repo_dir, bind=bind, publish=publish)
+    fleet = install_fleet(app, settings, db_url,
+                          Path(repo_dir).absolute() if repo_dir else None)
+    farm_lifespan = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def lifespan(inner: FastAPI) -> AsyncIterator[None]:
+        async with farm_lifespan(inner):
+            await fleet.start()
+            try:
+                yield
+            finally:
+                await fleet.stop()
+
+    app.router.lifespan_context = lifespan
     install_pages(app)
     return app
 

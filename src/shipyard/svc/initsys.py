@@ -58,7 +58,7 @@ def unit_environment(settings: Settings) -> dict[str, str]:
     return env
 
 
-def _systemd_quote(word: str) -> str:
+def systemd_quote(word: str) -> str:
     if word and all(c.isalnum() or c in "/._-=:@%+," for c in word):
         return word
     return '"' + word.replace("\\", "\\\\").replace('"', '\\"') + '"'
@@ -66,7 +66,7 @@ def _systemd_quote(word: str) -> str:
 
 def exec_words(command: list[str], *args: str) -> str:
     """Words as one systemd command line (or path list), quoted where systemd needs it."""
-    return " ".join(_systemd_quote(w) for w in [*command, *args])
+    return " ".join(systemd_quote(w) for w in [*command, *args])
 
 
 def env_lines(env: dict[str, str]) -> str:

@@ -2,7 +2,12 @@
 
 from alembic import context
 
-from shipyard.db import farm_models, repo_models, web_models  # noqa: F401  (register tables)
+from shipyard.db import (  # noqa: F401  (register tables)
+    farm_models,
+    fleet_models,
+    repo_models,
+    web_models,
+)
 from shipyard.db.models import Base
 
 config = context.config

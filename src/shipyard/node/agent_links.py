@@ -1,0 +1,290 @@
+"""The node agent's links step: both ends of every cross-host pair this node takes part in.
+
+Called by the agent after each converge with the desired document (DESIGN.md "Fleet",
+Links across hosts):
+
+* **announcing instances** here: ask the announce adapter for host, port and password,
+  seal the password for every acceptor node the document lists (each node's X25519 key,
+  bound to the interface, the announcer and that node), publish all of this node's
+  announcements at once, and write the acceptors' addresses into the announcer's generated
+  link file, restarting the instance when they changed so it connects where it should.
+  Seals are reused while password and key are unchanged, so an unchanged announcer
+  publishes byte-identical ciphertext and the fleet's revision does not move;
+* **accepting instances** here: open each announcement's sealed password with this node's
+  private key and run the accept adapter (``link.remote``), with ``--remove`` for whatever
+  an announcement that disappeared (announcer unassigned, its node lost, the pair disabled)
+  had left applied.
+
+The result is one :class:`~shipyard.formats.fleet.PairReport` per pair this node accepts,
+which the agent sends with its report and ``fleet links`` shows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from shipyard.config import Settings
+from shipyard.coords import ServiceCoord
+from shipyard.errors import ShipyardError
+from shipyard.formats import fleet as wire
+from shipyard.formats import sealing
+from shipyard.fsutil import atomic_write
+from shipyard.link import remote
+from shipyard.link.running import Running, kill_leftovers
+from shipyard.link.state import FAILED, LINKED, PENDING, LinkData, Pair
+from shipyard.svc import control
+
+log = logging.getLogger("shipyard.node")
+SEALS_NAME = "link-seals.json"
+ANY_ACCEPTOR = "*"
+
+
+def context(interface: str, announcer: str, node: str) -> str:
+    """What a sealed link password is bound to: one announcer's interface, one node."""
+    return sealing.link_context(interface, announcer, ANY_ACCEPTOR, node)
+
+
+def converge(settings: Settings, client: Any, identity: Any,
+             doc: wire.DesiredDocument) -> list[wire.PairReport]:
+    """Both halves under the link lock (shared with ``link reconcile``, whose start kills
+    adapters it finds recorded as running: ours must not be among them); announcers whose
+    acceptor address changed are restarted after the lock is released."""
+    running = Running(settings)
+    restart: list[str] = []
+    try:
+        with remote.locked(settings) as state:
+            killed = kill_leftovers(settings)  # adapters of a killed agent or reconcile
+            if killed:
+                log.warning("killed %d adapter(s) left by an interrupted run", len(killed))
+            problems = announce_all(settings, client, identity, doc, running, restart)
+            reports = accept_all(settings, state, identity, doc, running)
+    finally:
+        running.close()
+    for service in restart:
+        problem = _restart_if_running(settings, service)
+        if problem:
+            problems.append(problem)
+    for problem in problems:
+        log.warning("links: %s", problem)
+    return reports
+
+
+# -- the announcing side ------------------------------------------------------------------------
+
+
+def _fingerprint(interface: str, announcer: str, data: LinkData) -> str:
+    text = f"{interface}\0{announcer}\0{data.host}\0{data.port}\0{data.password}"
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _load_seals(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def announce_all(settings: Settings, client: Any, identity: Any, doc: wire.DesiredDocument,
+                 running: Running, restart: list[str]) -> list[str]:
+    seals_path = Path(identity.dir) / SEALS_NAME
+    old_seals = _load_seals(seals_path)
+    seals: dict[str, Any] = {}
+    items: list[wire.AnnouncementItem] = []
+    problems: list[str] = []
+    for inst in doc.instances:
+        local = remote.local_instance(settings, inst.service)
+        if local is None or local.manifest is None:
+            continue
+        for spec in local.announces():
+            data = remote.announce(settings, local, spec, running)
+            if isinstance(data, str):
+                problems.append(f"{inst.service} {spec.interface}: {data}")
+                continue
+            acceptors = [a for a in inst.acceptors if a.interface == spec.interface]
+            addresses = tuple(sorted({(a.host, a.port or data.port) for a in acceptors}))
+            try:
+                if remote.set_acceptors(settings, local, spec, addresses):
+                    log.info("%s: %s now connects to %s", inst.service, spec.interface,
+                             ", ".join(f"{h}:{p}" for h, p in addresses) or "nothing")
+                    restart.append(inst.service)
+            except (ShipyardError, OSError) as exc:
+                problems.append(f"{inst.service} {spec.interface}: "
+                                f"{exc.message if isinstance(exc, ShipyardError) else exc}")
+            key = f"{inst.service} {spec.interface}"
+            fingerprint = _fingerprint(spec.interface, inst.service, data)
+            previous = old_seals.get(key) or {}
+            reuse = previous.get("sealed", {}) if previous.get("fp") == fingerprint else {}
+            sealed: dict[str, str] = {}
+            stored: dict[str, Any] = {}
+            for acceptor in acceptors:
+                node = acceptor.acceptor_node
+                if node in sealed:
+                    continue
+                old = reuse.get(node) or {}
+                if old.get("key") == acceptor.node_key and isinstance(old.get("text"), str):
+                    text = old["text"]
+                else:
+                    text = sealing.seal(data.password, acceptor.node_key,
+                                        context(spec.interface, inst.service, node))
+                sealed[node] = text
+                stored[node] = {"key": acceptor.node_key, "text": text}
+            seals[key] = {"fp": fingerprint, "sealed": stored}
+            items.append(wire.AnnouncementItem(interface=spec.interface, instance=inst.service,
+                                               host=data.host, port=data.port, sealed=sealed))
+    try:
+        if client.publish(identity.name, wire.AnnouncementPublish(announcements=items)):
+            log.info("published %d announcement(s)", len(items))
+    except ShipyardError as exc:
+        problems.append(f"announcements not published: {exc.message}")
+    if seals != old_seals:
+        atomic_write(seals_path, json.dumps(seals, sort_keys=True) + "\n", mode=0o600)
+    return problems
+
+
+def _restart_if_running(settings: Settings, service: str) -> str | None:
+    """Restart an announcer so it reads its new acceptor address (nothing if stopped)."""
+    ctx = control.Context(settings)
+    coordinate = ServiceCoord.parse(service)
+    try:
+        registration = control.require_registration(settings, coordinate)
+        if not control.is_active(ctx, registration):
+            return None
+        stopped = control.stop(ctx, coordinate)
+        started = control.start(ctx, coordinate)
+    except ShipyardError as exc:
+        return f"{service}: restart for its new acceptor address failed: {exc.message}"
+    log.info("restarted %s for its new acceptor address (%s; %s)", service,
+             stopped.message, started.message)
+    return None
+
+
+# -- the accepting side -------------------------------------------------------------------------
+
+
+def accept_all(settings: Settings, state: Any, identity: Any, doc: wire.DesiredDocument,
+               running: Running) -> list[wire.PairReport]:
+    private = identity.sealing_private()
+    node = identity.name
+    wanted: dict[tuple[str, str, str], wire.Announcement] = {}
+    for inst in doc.instances:
+        for ann in inst.announcements:
+            wanted[(ann.interface, ann.announcer, inst.service)] = ann
+    reports: list[wire.PairReport] = []
+    for key in sorted(wanted):
+        ann = wanted[key]
+        pair = state.pairs.get(key)
+        if pair is None:
+            pair = state.pairs[key] = Pair(*key)
+        _apply(settings, state, pair, ann, node, private, running)
+        reports.append(_report(pair, pair.state))
+    for key in sorted(set(state.pairs) - set(wanted)):
+        pair = state.pairs[key]
+        if _remove(settings, state, pair, running):
+            state.pairs.pop(key, None)
+        else:
+            reports.append(_report(pair, FAILED))
+    remote.save(settings, state)
+    return reports
+
+
+def _report(pair: Pair, state: str) -> wire.PairReport:
+    known: dict[str, wire.PairState] = {"linked": "linked", "pending": "pending",
+                                        "failed": "failed", "disabled": "disabled"}
+    return wire.PairReport(announcer=pair.announcer, acceptor=pair.acceptor,
+                           interface=pair.interface, state=known.get(state, "failed"),
+                           last_error=(pair.error or "")[:2000])
+
+
+def _acceptor(settings: Settings, pair: Pair) -> tuple[Any, Any, str | None]:
+    local = remote.local_instance(settings, pair.acceptor)
+    if local is None:
+        return None, None, f"{pair.acceptor} is not registered on this node yet"
+    if local.problem:
+        return local, None, local.problem
+    spec = next((s for s in local.accepts() if s.interface == pair.interface), None)
+    if spec is None:
+        return local, None, f"{pair.acceptor} does not accept {pair.interface}"
+    return local, spec, None
+
+
+def _apply(settings: Settings, state: Any, pair: Pair, ann: wire.Announcement, node: str,
+           private: Any, running: Running) -> None:
+    if ann.password_sealed is None:
+        pair.set_state(PENDING, f"waiting for {ann.announcer_node} to seal the password "
+                                f"for this node")
+        return
+    try:
+        password = sealing.open_sealed_text(ann.password_sealed, private,
+                                            context(pair.interface, pair.announcer, node))
+    except sealing.SealError as exc:
+        pair.set_state(FAILED, exc.message)
+        return
+    local, spec, problem = _acceptor(settings, pair)
+    if problem:
+        pair.set_state(PENDING if local is None else FAILED, problem)
+        return
+    data = LinkData(ann.host, ann.port, password)
+    if pair.applied == data and not pair.maybe:
+        pair.set_state(LINKED)
+        return
+    if data not in pair.held():
+        pair.maybe.append(data)
+    remote.save(settings, state)  # the intent, before the adapter may write it
+    errors = []
+    for old in pair.held():
+        if old.identity == data.identity:
+            continue
+        error, _code = remote.accept(settings, local, spec, pair.announcer, old, remove=True,
+                                     running=running)
+        if error is None:
+            pair.maybe = [d for d in pair.maybe if d != old]
+            if pair.applied == old:
+                pair.applied = None
+        else:
+            errors.append(error)
+    error, code = remote.accept(settings, local, spec, pair.announcer, data, remove=False,
+                                running=running)
+    if error is None:
+        pair.maybe = [d for d in pair.held() if d.identity != data.identity]
+        pair.applied = data
+        log.info("linked %s -> %s (%s, from node %s)", pair.announcer, pair.acceptor,
+                 pair.interface, ann.announcer_node)
+    else:
+        errors.append(error)
+    if errors:
+        pair.set_state(FAILED, "; ".join(errors), code)
+        log.warning("link %s -> %s failed: %s", pair.announcer, pair.acceptor,
+                    "; ".join(errors))
+    else:
+        pair.set_state(LINKED)
+    remote.save(settings, state)
+
+
+def _remove(settings: Settings, state: Any, pair: Pair, running: Running) -> bool:
+    """``--remove`` everything the pair may hold; True when nothing is left to undo."""
+    held = pair.held()
+    if not held:
+        return True
+    local, spec, _problem = _acceptor(settings, pair)
+    if local is None or spec is None:
+        return True  # the acceptor is gone: nothing left to undo anything at
+    pair.maybe, pair.applied = held, None
+    remote.save(settings, state)
+    errors = []
+    for data in held:
+        error, _code = remote.accept(settings, local, spec, pair.announcer, data, remove=True,
+                                     running=running)
+        if error is None:
+            pair.maybe = [d for d in pair.maybe if d != data]
+        else:
+            errors.append(error)
+    if errors:
+        pair.set_state(FAILED, "; ".join(errors))
+        return False
+    log.info("unlinked %s -> %s (%s)", pair.announcer, pair.acceptor, pair.interface)
+    return True
