@@ -549,7 +549,7 @@ def stale(
     as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
 ) -> None:
     """List packages without a successful build for DAYS days (or never); exit 1 if any."""
-    from shipyard.farm.service import stale as find_stale
+    from shipyard.farm.queries import stale as find_stale
 
     packages = find_stale(_db(ctx, db), days)
     if as_json:

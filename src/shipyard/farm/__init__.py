@@ -1,11 +1,16 @@
 """The build farm (DESIGN.md "Farm"): a passive coordinator over a database, build workers
 that only make outgoing HTTP calls, and a push hook.
 
-Modules: :mod:`.service` the state machine (requests, claims, leases, attempts, reports),
-:mod:`.app` the HTTP API, :mod:`.coordinator` the process-local wake-ups and background
-loops, :mod:`.worker` and :mod:`.checkout` the worker, :mod:`.hook` the push hook,
-:mod:`.mailer` and :mod:`.publisher` what follows a failure or a success, :mod:`.tokens`
-the API tokens, :mod:`.client` the HTTP client they share. docs/farm.md is the operator's
+The state machine over the database, one concept a module: :mod:`.statements` (tables and
+prepared statements), :mod:`.config` (:class:`~.config.FarmConfig`), :mod:`.views` (the
+JSON views), :mod:`.buildlog`, :mod:`.buildrequests` (request a build), :mod:`.workers`
+(registration), :mod:`.leases` (claim, heartbeat, reports, finish, reap), :mod:`.artifacts`
+(uploaded packages), :mod:`.actions` (abort, requeue, pause), :mod:`.queries` (reads) and
+:mod:`.outbox` (failure mails). Around it: :mod:`.app` the HTTP API, :mod:`.coordinator`
+the process-local wake-ups and background loops, :mod:`.worker` and :mod:`.checkout` the
+worker, :mod:`.hook` the push hook, :mod:`.mailer` and :mod:`.publisher` what follows a
+failure or a success, :mod:`.tokens` the API tokens, :mod:`.client` the HTTP client they
+share. docs/farm.md is the operator's
 page.
 
 Layer (docs/architecture.md): above ``node`` and ``repo`` (the publisher uploads and

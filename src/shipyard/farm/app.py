@@ -15,91 +15,62 @@ import os
 import tempfile
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, JSONResponse
-from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from shipyard import __version__
 from shipyard.config import Settings
 from shipyard.coords import validate_group, validate_id, validate_version
 from shipyard.errors import CoordinateError, ShipyardError
-from shipyard.farm import events, service
+from shipyard.farm import (
+    actions,
+    artifacts,
+    buildlog,
+    buildrequests,
+    events,
+    leases,
+    queries,
+    workers,
+)
 from shipyard.farm.apidocs import install as install_api_docs
+from shipyard.farm.buildrequests import BuildRequest
+from shipyard.farm.config import FarmConfig
 from shipyard.farm.coordinator import Coordinator
 from shipyard.farm.db import FarmDB
 from shipyard.farm.errors import FarmError, Forbidden, TooLarge, Unauthorized
-from shipyard.farm.service import BuildRequest, FarmConfig
 from shipyard.farm.tokens import TokenInfo
-
-MAX_WAIT = 25.0
-COMMIT_PATTERN = r"^[0-9a-f]{4,64}$"
-
-
-# ---------------------------------------------------------------------------------------
-# Request bodies
-
-
+from shipyard.formats.farm import (
+    AttemptIn,
+    BuildDetail,
+    BuildRequestIn,
+    BuildView,
+    ClaimIn,
+    Finished,
+    FinishIn,
+    HeartbeatOut,
+    Job,
+    LogIn,
+    LogOut,
+    LogText,
+    PackageBuildIn,
+    PackageView,
+    Registered,
+    RegisterIn,
+    Requested,
+    StalePackage,
+    Stats,
+    StoredArtifact,
+    WorkerView,
+)
 
 # Ids are INTEGER columns: bound every id the API accepts so a huge number is a 422, not an
 # overflow inside the database driver.
 MAX_ID = 2**31 - 1
 BuildId = Annotated[int, PathParam(ge=1, le=MAX_ID)]
-
-class RegisterIn(BaseModel):
-    name: str = Field(min_length=1, max_length=100)
-    platforms: list[str] = Field(default_factory=list, max_length=32)
-    capacity: int = Field(default=1, ge=1, le=256)
-    http_url: str = Field(default="", max_length=500)
-
-
-class ClaimIn(BaseModel):
-    platforms: list[str] | None = Field(default=None, max_length=32)
-    wait: float = Field(default=MAX_WAIT, ge=0, le=MAX_WAIT)
-
-
-class AttemptIn(BaseModel):
-    worker: str = Field(min_length=1, max_length=100)
-    attempt: int = Field(ge=1)
-
-
-class LogIn(AttemptIn):
-    pos: int = Field(ge=0)
-    data: str = Field(max_length=4 << 20)
-
-
-class FinishIn(AttemptIn):
-    result: Literal["success", "failure", "aborted", "released"]
-    reason: str = Field(default="", max_length=10_000)
-    tail: str = Field(default="", max_length=64 << 10)
-    log_pos: int | None = Field(default=None, ge=0)
-    log: str = Field(default="", max_length=4 << 20)
-    # Ask for the worker's next build in the same answer ("next": a claim's answer or null),
-    # saving a busy worker one request per build; an idle one then long-polls as usual.
-    claim: bool = False
-
-
-class BuildRequestIn(BaseModel):
-    commit: str = Field(pattern=COMMIT_PATTERN)
-    repo_url: str = Field(min_length=1, max_length=2000)
-    subdir: str = Field(default="", max_length=500)
-    group: str | None = None
-    id: str | None = None
-    version: str | None = None
-    ref: str = Field(default="", max_length=255)
-    maintainer: str = Field(default="", max_length=500)
-    committer: str = Field(default="", max_length=500)
-    platform: str | None = Field(default=None, max_length=100)
-    force: bool = False
-    manifest_error: str | None = Field(default=None, max_length=10_000)
-
-
-class PackageBuildIn(BaseModel):
-    commit: str | None = Field(default=None, pattern=COMMIT_PATTERN)
-    force: bool = False
 
 
 # ---------------------------------------------------------------------------------------
@@ -248,56 +219,56 @@ def _public_routes() -> APIRouter:
                 "repository": str(coordinator.repo_dir) if coordinator.repo_dir else None,
                 "last_publish": coordinator.last_publish}
 
-    @router.get("/builds")
+    @router.get("/builds", response_model=list[BuildView])
     def builds(request: Request, state: str | None = None, package: str | None = None,
                worker: str | None = None, limit: int = Query(50, ge=1, le=1000),
                before: int | None = Query(None, ge=1, le=MAX_ID)) -> list[dict[str, Any]]:
         c = _coordinator(request)
-        return service.list_builds(c.db, c.cfg, state=state, package=package, worker=worker,
+        return queries.list_builds(c.db, c.cfg, state=state, package=package, worker=worker,
                                    limit=limit, before=before)
 
-    @router.get("/builds/{build_id}")
+    @router.get("/builds/{build_id}", response_model=BuildDetail)
     def build(request: Request, build_id: BuildId) -> dict[str, Any]:
         c = _coordinator(request)
-        return service.get_build(c.db, c.cfg, build_id)
+        return queries.get_build(c.db, c.cfg, build_id)
 
-    @router.get("/builds/{build_id}/log")
+    @router.get("/builds/{build_id}/log", response_model=LogText)
     def build_log(request: Request, build_id: BuildId, offset: int = Query(0, ge=0, le=MAX_ID),
                   limit: int = Query(1 << 20, ge=1, le=16 << 20)) -> dict[str, Any]:
         c = _coordinator(request)
-        return service.read_log(c.db, c.cfg, build_id, offset, limit)
+        return buildlog.read_log(c.db, c.cfg, build_id, offset, limit)
 
     @router.get("/builds/{build_id}/artifact")
     def build_artifact(request: Request, build_id: BuildId) -> FileResponse:
         c = _coordinator(request)
-        path = service.artifact_path(c.db, c.cfg, build_id)
+        path = artifacts.artifact_path(c.db, c.cfg, build_id)
         return FileResponse(path, filename=path.name, media_type="application/octet-stream")
 
-    @router.get("/workers")
+    @router.get("/workers", response_model=list[WorkerView])
     def workers(request: Request) -> list[dict[str, Any]]:
         c = _coordinator(request)
-        return service.list_workers(c.db, c.cfg)
+        return queries.list_workers(c.db, c.cfg)
 
-    @router.get("/workers/{name}")
+    @router.get("/workers/{name}", response_model=WorkerView)
     def worker(request: Request, name: str) -> dict[str, Any]:
         c = _coordinator(request)
-        return service.get_worker(c.db, c.cfg, name)
+        return queries.get_worker(c.db, c.cfg, name)
 
-    @router.get("/packages")
+    @router.get("/packages", response_model=list[PackageView])
     def packages(request: Request) -> list[dict[str, Any]]:
-        return service.list_packages(_coordinator(request).db)
+        return queries.list_packages(_coordinator(request).db)
 
-    @router.get("/packages/{name}")
+    @router.get("/packages/{name}", response_model=PackageView)
     def package(request: Request, name: str) -> dict[str, Any]:
-        return service.get_package(_coordinator(request).db, name)
+        return queries.get_package(_coordinator(request).db, name)
 
-    @router.get("/stale")
+    @router.get("/stale", response_model=list[StalePackage])
     def stale(request: Request, days: float = Query(2.0, ge=0, le=36500)) -> list[dict[str, Any]]:
-        return service.stale(_coordinator(request).db, days)
+        return queries.stale(_coordinator(request).db, days)
 
-    @router.get("/stats")
+    @router.get("/stats", response_model=Stats)
     def stats(request: Request) -> dict[str, Any]:
-        return service.stats(_coordinator(request).db)
+        return queries.stats(_coordinator(request).db)
 
     return router
 
@@ -311,11 +282,11 @@ def _worker_routes() -> APIRouter:
     worker_only = ("worker",)
     auth = require(*worker_only)
 
-    @_route(router, "POST", "/workers/register", worker_only)
+    @_route(router, "POST", "/workers/register", worker_only, response_model=Registered)
     def register(request: Request, body: RegisterIn,
                  token: TokenInfo = Depends(auth)) -> dict[str, Any]:
         c = _coordinator(request)
-        result = service.register_worker(c.db, c.cfg, token.id, body.name, body.platforms,
+        result = workers.register_worker(c.db, c.cfg, token.id, body.name, body.platforms,
                                          body.capacity, body.http_url)
         c.forget_worker(body.name)
         events.worker_registered(body.name, result["requeued"])
@@ -323,7 +294,7 @@ def _worker_routes() -> APIRouter:
             c.wake_claims_threadsafe()
         return result
 
-    @_route(router, "POST", "/workers/{name}/claim", worker_only,
+    @_route(router, "POST", "/workers/{name}/claim", worker_only, response_model=Job,
             responses={204: {"description": "nothing to build within the wait"}})
     async def claim(request: Request, name: str, body: ClaimIn,
                     token: TokenInfo = Depends(auth)) -> Any:
@@ -339,7 +310,7 @@ def _worker_routes() -> APIRouter:
             event = c.queue_event()
             if await request.is_disconnected():
                 return Response(status_code=204)
-            got = await run_in_threadpool(service.claim, c.db, c.cfg, name, token.id,
+            got = await run_in_threadpool(leases.claim, c.db, c.cfg, name, token.id,
                                           body.platforms)
             if got is not None:
                 events.claimed(got, name)
@@ -350,22 +321,24 @@ def _worker_routes() -> APIRouter:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(event.wait(), timeout=min(remaining, c.poll_seconds))
 
-    @_route(router, "POST", "/builds/{build_id}/heartbeat", worker_only)
+    @_route(router, "POST", "/builds/{build_id}/heartbeat", worker_only,
+            response_model=HeartbeatOut)
     def heartbeat(request: Request, build_id: BuildId, body: AttemptIn,
                   token: TokenInfo = Depends(auth)) -> dict[str, Any]:
         c = _coordinator(request)
         c.check_worker(body.worker, token)
-        return service.heartbeat(c.db, c.cfg, build_id, body.worker, body.attempt)
+        return leases.heartbeat(c.db, c.cfg, build_id, body.worker, body.attempt)
 
-    @_route(router, "POST", "/builds/{build_id}/log", worker_only)
+    @_route(router, "POST", "/builds/{build_id}/log", worker_only, response_model=LogOut)
     def append_log(request: Request, build_id: BuildId, body: LogIn,
                    token: TokenInfo = Depends(auth)) -> dict[str, Any]:
         c = _coordinator(request)
         c.check_worker(body.worker, token)
-        return service.report_log(c.db, c.cfg, build_id, body.worker, body.attempt, body.pos,
+        return leases.report_log(c.db, c.cfg, build_id, body.worker, body.attempt, body.pos,
                                   body.data)
 
-    @_route(router, "PUT", "/builds/{build_id}/artifact", worker_only)
+    @_route(router, "PUT", "/builds/{build_id}/artifact", worker_only,
+            response_model=StoredArtifact)
     async def upload(request: Request, build_id: BuildId, worker: str = Query(..., max_length=100),
                      attempt: int = Query(..., ge=1), filename: str = Query(..., max_length=300),
                      token: TokenInfo = Depends(auth)) -> dict[str, Any]:
@@ -377,7 +350,7 @@ def _worker_routes() -> APIRouter:
             raise TooLarge(f"upload of {declared} bytes is over farm.max_upload_bytes ({cap})")
         if not c.worker_checked(worker, token):
             await run_in_threadpool(c.check_worker, worker, token)
-        await run_in_threadpool(service.check_upload, c.db, build_id, worker, attempt, filename)
+        await run_in_threadpool(artifacts.check_upload, c.db, build_id, worker, attempt, filename)
         staging = c.cfg.artifacts / ".incoming"
         staging.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f"{build_id}-", suffix=".part", dir=staging)
@@ -395,19 +368,21 @@ def _worker_routes() -> APIRouter:
                 await run_in_threadpool(os.fsync, handle.fileno())
             if size == 0:
                 raise FarmError("empty upload")
-            return await run_in_threadpool(service.store_artifact, c.db, c.cfg, build_id,
+            return await run_in_threadpool(artifacts.store_artifact, c.db, c.cfg, build_id,
                                            worker, attempt, filename, Path(tmp), size,
                                            digest.hexdigest())
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
 
-    @_route(router, "POST", "/builds/{build_id}/finish", worker_only)
+    # exclude_unset: "next" is in the answer only when the finish asked for a claim.
+    @_route(router, "POST", "/builds/{build_id}/finish", worker_only, response_model=Finished,
+            response_model_exclude_unset=True)
     def finish(request: Request, build_id: BuildId, body: FinishIn,
                token: TokenInfo = Depends(auth)) -> dict[str, Any]:
         c = _coordinator(request)
         c.check_worker(body.worker, token)
-        result = service.finish(c.db, c.cfg, build_id, body.worker, body.attempt, body.result,
+        result = leases.finish(c.db, c.cfg, build_id, body.worker, body.attempt, body.result,
                                 body.reason, body.tail, body.log_pos, body.log)
         state = result["build"]["state"]
         events.finished(result["build"], body.worker, body.attempt, body.result)
@@ -423,7 +398,7 @@ def _worker_routes() -> APIRouter:
             # forgotten meanwhile) must not turn its answer into an error; the worker's
             # own claim then says what is wrong.
             try:
-                result["next"] = service.claim(c.db, c.cfg, body.worker, token.id)
+                result["next"] = leases.claim(c.db, c.cfg, body.worker, token.id)
                 events.claimed(result["next"], body.worker)
             except FarmError:
                 result["next"] = None
@@ -472,60 +447,61 @@ def _control_routes() -> APIRouter:
         elif build["state"] == "failed":
             c.loop.call_soon_threadsafe(c.wake_mailer)  # type: ignore[union-attr]
 
-    @_route(router, "POST", "/builds", requesters, status_code=200)
+    @_route(router, "POST", "/builds", requesters, status_code=200, response_model=Requested)
     def request_build(request: Request, body: BuildRequestIn, response: Response,
                       token: TokenInfo = Depends(require(*requesters))) -> dict[str, Any]:
         """Queue a build of (package, version, commit) unless that version is queued,
         running or built already; answers 201 when a build was created."""
         c = _coordinator(request)
-        build, created, note = service.request_build(c.db, c.cfg, _validated_request(body),
+        build, created, note = buildrequests.request_build(c.db, c.cfg, _validated_request(body),
                                                      token.name)
         _after_request(c, build, created, token.name)
         response.status_code = 201 if created else 200
         return {"build": build, "created": created, "note": note}
 
-    @_route(router, "POST", "/packages/{name}/builds", requesters, status_code=200)
+    @_route(router, "POST", "/packages/{name}/builds", requesters, status_code=200,
+            response_model=Requested)
     def request_package_build(request: Request, name: str, body: PackageBuildIn,
                               response: Response,
                               token: TokenInfo = Depends(require(*requesters))
                               ) -> dict[str, Any]:
         c = _coordinator(request)
-        build, created, note = service.request_package_build(c.db, c.cfg, name, body.commit,
+        build, created, note = buildrequests.request_package_build(c.db, c.cfg, name, body.commit,
                                                              body.force, token.name)
         _after_request(c, build, created, token.name)
         response.status_code = 201 if created else 200
         return {"build": build, "created": created, "note": note}
 
-    @_route(router, "POST", "/builds/{build_id}/abort", admins)
+    @_route(router, "POST", "/builds/{build_id}/abort", admins, response_model=BuildView)
     def abort(request: Request, build_id: BuildId,
               token: TokenInfo = Depends(require(*admins))) -> dict[str, Any]:
         c = _coordinator(request)
-        build = service.abort(c.db, c.cfg, build_id, token.name)
+        build = actions.abort(c.db, c.cfg, build_id, token.name)
         events.aborted(build, token.name)
         return build
 
-    @_route(router, "POST", "/builds/{build_id}/requeue", admins)
+    @_route(router, "POST", "/builds/{build_id}/requeue", admins, response_model=BuildView)
     def requeue(request: Request, build_id: BuildId,
                 token: TokenInfo = Depends(require(*admins))) -> dict[str, Any]:
         c = _coordinator(request)
-        build = service.requeue(c.db, c.cfg, build_id, token.name)
+        build = actions.requeue(c.db, c.cfg, build_id, token.name)
         events.requeued(build, token.name)
         c.wake_claims_threadsafe()
         return build
 
-    @_route(router, "POST", "/workers/{name}/pause", admins)
+    @_route(router, "POST", "/workers/{name}/pause", admins, response_model=WorkerView)
     def pause(request: Request, name: str,
               token: TokenInfo = Depends(require(*admins))) -> dict[str, Any]:
         c = _coordinator(request)
-        view = service.set_worker_paused(c.db, c.cfg, name, True)
+        view = actions.set_worker_paused(c.db, c.cfg, name, True)
         events.worker_paused(name, True)
         return view
 
-    @_route(router, "POST", "/workers/{name}/resume", admins)
+    @_route(router, "POST", "/workers/{name}/resume", admins, response_model=WorkerView)
     def resume(request: Request, name: str,
                token: TokenInfo = Depends(require(*admins))) -> dict[str, Any]:
         c = _coordinator(request)
-        view = service.set_worker_paused(c.db, c.cfg, name, False)
+        view = actions.set_worker_paused(c.db, c.cfg, name, False)
         events.worker_paused(name, False)
         c.wake_claims_threadsafe()
         return view

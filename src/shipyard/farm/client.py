@@ -14,10 +14,24 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from pydantic import BaseModel
 
 from shipyard.errors import ShipyardError
 from shipyard.farm.errors import CoordinatorUnreachable
 from shipyard.farm.transport import fast_transport
+from shipyard.formats.farm import (
+    AttemptIn,
+    ClaimIn,
+    Finished,
+    FinishIn,
+    HeartbeatOut,
+    Job,
+    LogIn,
+    LogOut,
+    Registered,
+    RegisterIn,
+    StoredArtifact,
+)
 
 RETRYABLE_STATUS = {502, 503, 504}
 MAX_BACKOFF = 2.0  # seconds between tries while the coordinator is down: cheap for it, and
@@ -76,7 +90,7 @@ class FarmClient:
         delay = 0.1
         while True:
             try:
-                extra = {"timeout": timeout} if timeout is not None else {}
+                extra: dict[str, Any] = {"timeout": timeout} if timeout is not None else {}
                 response = self.http.request(method, path, **extra, **kwargs)
             except httpx.TransportError as exc:
                 problem = f"coordinator {self.url} unreachable: {type(exc).__name__}: {exc}"
@@ -123,3 +137,37 @@ class FarmClient:
                     raise
                 time.sleep(delay)
                 delay = min(delay * 2, MAX_BACKOFF)
+
+    # -- the worker protocol, typed (shipyard.formats.farm) ---------------------------------
+
+    def send(self, path: str, body: BaseModel, **kwargs: Any) -> Any:
+        """POST a wire model as JSON: only the fields it was given, as before the models
+        (the coordinator fills in its defaults and validates)."""
+        response = self.request("POST", path, json=body.model_dump(exclude_unset=True),
+                                **kwargs)
+        return response.json() if response.status_code != 204 else None
+
+    def register(self, body: RegisterIn, **kwargs: Any) -> Registered:
+        return Registered.model_validate(self.send("/api/workers/register", body, **kwargs))
+
+    def claim(self, name: str, body: ClaimIn, **kwargs: Any) -> Job | None:
+        """A long poll: the build to run, or None when the wait ended without one."""
+        answer = self.send(f"/api/workers/{name}/claim", body, **kwargs)
+        return None if answer is None else Job.model_validate(answer)
+
+    def heartbeat(self, build_id: int, body: AttemptIn, **kwargs: Any) -> HeartbeatOut:
+        return HeartbeatOut.model_validate(
+            self.send(f"/api/builds/{build_id}/heartbeat", body, **kwargs))
+
+    def send_log(self, build_id: int, body: LogIn, **kwargs: Any) -> LogOut:
+        return LogOut.model_validate(self.send(f"/api/builds/{build_id}/log", body, **kwargs))
+
+    def finish(self, build_id: int, body: FinishIn, **kwargs: Any) -> Finished:
+        return Finished.model_validate(
+            self.send(f"/api/builds/{build_id}/finish", body, **kwargs))
+
+    def upload_artifact(self, build_id: int, file: Path, attempt: AttemptIn,
+                        **kwargs: Any) -> StoredArtifact:
+        params = {**attempt.model_dump(), "filename": file.name}
+        return StoredArtifact.model_validate(
+            self.upload(f"/api/builds/{build_id}/artifact", file, params, **kwargs))

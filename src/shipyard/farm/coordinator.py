@@ -23,10 +23,10 @@ from starlette.concurrency import run_in_threadpool
 
 from shipyard.config import Settings
 from shipyard.db.farm_models import FarmToken, FarmWorker
-from shipyard.farm import events, mailer, service
+from shipyard.farm import events, leases, mailer, statements
+from shipyard.farm.config import FarmConfig
 from shipyard.farm.db import FarmDB
 from shipyard.farm.errors import Forbidden, NotFound
-from shipyard.farm.service import FarmConfig
 from shipyard.farm.tokens import TokenInfo, hash_token
 from shipyard.timeutil import aware, utcnow
 
@@ -198,7 +198,7 @@ class Coordinator:
             if time.monotonic() - self.started < self.cfg.lease_seconds:
                 continue
             try:
-                changed = await run_in_threadpool(service.reap, self.db, self.cfg)
+                changed = await run_in_threadpool(leases.reap, self.db, self.cfg)
             except Exception as exc:  # keep reaping whatever one round ran into
                 log.warning("reaper: %s: %s", type(exc).__name__, exc)
                 continue
@@ -254,7 +254,7 @@ class Coordinator:
         while not self._stop.is_set():
             try:
                 with psycopg.connect(url, autocommit=True) as conn:
-                    conn.execute(f"LISTEN {service.NOTIFY_CHANNEL}")
+                    conn.execute(f"LISTEN {statements.NOTIFY_CHANNEL}")
                     backoff = 0.5
                     while not self._stop.is_set():
                         for _note in conn.notifies(timeout=1.0, stop_after=1):

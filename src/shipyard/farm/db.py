@@ -4,7 +4,7 @@ On SQLite every write transaction starts with ``BEGIN IMMEDIATE``: it takes the 
 before reading, so a claim that reads the queue and then updates it can never fail with
 "database is locked" halfway (in WAL mode a deferred transaction that read an older snapshot
 cannot be upgraded to a writer). On PostgreSQL a write transaction is an ordinary READ
-COMMITTED one; the claim uses ``FOR UPDATE SKIP LOCKED`` (see :mod:`shipyard.farm.service`).
+COMMITTED one; the claim uses ``FOR UPDATE SKIP LOCKED`` (see :mod:`shipyard.farm.leases`).
 """
 
 from __future__ import annotations
@@ -22,8 +22,6 @@ from sqlalchemy.orm import Session
 from shipyard.config import Settings, url_password_masked
 from shipyard.db import make_engine, normalise_url, postgres_engine, sqlite_url, upgrade
 from shipyard.errors import ShipyardError
-from shipyard.timeutil import aware as aware  # imported from here by the farm
-from shipyard.timeutil import utcnow as utcnow
 
 if TYPE_CHECKING:
     import sqlite3

@@ -121,7 +121,7 @@ class FarmCollector(Collector):
 
 
 def _epoch(moment: datetime) -> float:
-    from shipyard.farm.db import aware
+    from shipyard.timeutil import aware
 
     stamped = aware(moment)
     return stamped.timestamp() if stamped is not None else 0.0

@@ -20,8 +20,10 @@ from shipyard.config import Settings
 from shipyard.coords import PackageCoord
 from shipyard.db.farm_models import FarmBuild
 from shipyard.errors import LockTimeout, ShipyardError
+from shipyard.farm.artifacts import artifact_file
+from shipyard.farm.config import FarmConfig
 from shipyard.farm.db import FarmDB
-from shipyard.farm.service import FarmConfig, artifact_file, fail_publication
+from shipyard.farm.outbox import fail_publication
 from shipyard.fsutil import file_lock
 
 BATCH = 500

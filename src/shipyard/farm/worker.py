@@ -40,6 +40,16 @@ from shipyard.farm.checkout import commit_time, export_tree
 from shipyard.farm.client import ApiError, FarmClient
 from shipyard.farm.errors import CoordinatorUnreachable
 from shipyard.farm.sandbox import Sandbox
+from shipyard.formats.farm import (
+    AttemptIn,
+    BuildView,
+    ClaimIn,
+    FinishIn,
+    Job,
+    LogIn,
+    Registered,
+    RegisterIn,
+)
 
 log = logging.getLogger("shipyard.farm.worker")
 
@@ -244,7 +254,7 @@ class Reporters:
 class BuildRun:
     worker: Worker
     client: FarmClient
-    job: dict[str, Any]
+    job: Job
     reporters: Reporters
     sink: LogSink = field(default_factory=LogSink)
     aborted: threading.Event = field(default_factory=threading.Event)
@@ -255,26 +265,29 @@ class BuildRun:
     _started: float = field(default_factory=time.monotonic)
     _last_beat: float = 0.0
     _next_scan: float = 0.0
-    next_job: dict[str, Any] | None = None  # claimed with the finish, see _finish
+    next_job: Job | None = None  # claimed with the finish, see _finish
 
     @property
-    def build(self) -> dict[str, Any]:
-        return self.job["build"]
+    def build(self) -> BuildView:
+        return self.job.build
 
     @property
     def build_id(self) -> int:
-        return int(self.build["id"])
+        return self.build.id
 
     @property
     def attempt(self) -> int:
-        return int(self.job["attempt"])
+        return self.job.attempt
 
     @functools.cached_property
     def dir(self) -> Path:
         return self.worker.opts.workdir / "builds" / f"{self.build_id}-{self.attempt}"
 
-    def _ident(self) -> dict[str, Any]:
+    def _fields(self) -> dict[str, Any]:
         return {"worker": self.worker.opts.name, "attempt": self.attempt}
+
+    def _ident(self) -> AttemptIn:
+        return AttemptIn.model_construct(**self._fields())
 
     # -- processes ------------------------------------------------------------------------
 
@@ -338,7 +351,7 @@ class BuildRun:
 
     @property
     def _interval(self) -> float:
-        return float(self.job.get("heartbeat_seconds", 2.0))
+        return self.job.heartbeat_seconds
 
     def _heartbeat_due(self) -> float:
         now = time.monotonic()
@@ -353,8 +366,8 @@ class BuildRun:
         if now - self._last_beat >= self._interval:
             self._last_beat = now
             try:
-                answer = self.client.post(f"/api/builds/{self.build_id}/heartbeat",
-                                          self._ident(), retry_for=0.0, timeout=10.0)
+                answer = self.client.heartbeat(self.build_id, self._ident(), retry_for=0.0,
+                                               timeout=10.0)
             except ApiError as exc:
                 if exc.status in (404, 409):
                     self.sink.line(f"attempt taken away: {exc.message}")
@@ -363,7 +376,7 @@ class BuildRun:
                 answer = None
             except CoordinatorUnreachable:
                 answer = None  # keep building; the lease has room for a few missed beats
-            if answer and answer.get("abort") and not self.aborted.is_set():
+            if answer and answer.abort and not self.aborted.is_set():
                 self._stop_build(self.aborted)
         return self._heartbeat_due()
 
@@ -376,8 +389,8 @@ class BuildRun:
         if not data or self.lost.is_set():
             return
         try:
-            answer = self.client.post(
-                f"/api/builds/{self.build_id}/log", {**self._ident(), "pos": pos, "data": data},
+            answer = self.client.send_log(
+                self.build_id, LogIn.model_construct(**self._fields(), pos=pos, data=data),
                 retry_for=None, stop=self.stop_streaming.is_set, timeout=30.0)
         except ApiError as exc:
             if exc.status in (404, 409):
@@ -385,16 +398,16 @@ class BuildRun:
             return
         except CoordinatorUnreachable:
             return
-        self.sink.acknowledge(len(data), bool(answer.get("truncated")))
-        if answer.get("abort") and not self.aborted.is_set():
+        self.sink.acknowledge(len(data), answer.truncated)
+        if answer.abort and not self.aborted.is_set():
             self._stop_build(self.aborted)
 
     # -- the build --------------------------------------------------------------------------
 
     def run(self) -> None:
         log.info("build %s attempt %s claimed: %s %s at %s", self.build_id, self.attempt,
-                 self.build["package"], self.build.get("version") or "",
-                 str(self.build["commit"])[:12], extra=self._event("claim"))
+                 self.build.package, self.build.version or "",
+                 self.build.commit[:12], extra=self._event("claim"))
         self._last_beat = time.monotonic()
         self._next_scan = self._started + SCAN_AFTER
         self.reporters.heartbeat.attach(self, self._heartbeat_due())
@@ -437,14 +450,14 @@ class BuildRun:
         source_root = self.dir / "src"
         out = self.dir / "out"
         out.mkdir(parents=True)
-        self.sink.line(f"build {self.build_id} attempt {self.attempt}: {build['package']} "
-                       f"{build.get('version') or ''} at {build['commit']} "
+        self.sink.line(f"build {self.build_id} attempt {self.attempt}: {build.package} "
+                       f"{build.version or ''} at {build.commit} "
                        f"on {self.worker.opts.name}")
         cache = self.worker.opts.workdir / "git"
-        export_tree(cache, build["repo_url"], build["commit"], source_root, self.track)
-        epoch = commit_time(cache, build["repo_url"], build["commit"], self.track)
+        export_tree(cache, build.repo_url, build.commit, source_root, self.track)
+        epoch = commit_time(cache, build.repo_url, build.commit, self.track)
         self._check_stop()
-        subdir = build.get("subdir") or ""
+        subdir = build.subdir
         source = source_root / subdir if subdir else source_root
         try:
             manifest = load_manifest(source)
@@ -452,11 +465,10 @@ class BuildRun:
             self.sink.line(exc.message)
             raise BuildFailed(f"malformed manifest: {exc.message}") from None
         name = f"{manifest.coord.group}:{manifest.coord.id}"
-        if build["package"] != name or (build.get("version") and
-                                        build["version"] != manifest.version):
-            raise BuildFailed(f"{subdir or '.'}/shipyard.toml at {build['commit'][:12]} is "
+        if build.package != name or (build.version and build.version != manifest.version):
+            raise BuildFailed(f"{subdir or '.'}/shipyard.toml at {build.commit[:12]} is "
                               f"{name} {manifest.version}, the build asked for "
-                              f"{build['package']} {build.get('version') or ''}".rstrip())
+                              f"{build.package} {build.version or ''}".rstrip())
         self.sink.line(f"building {manifest.coord} in {source}")
         try:
             archive = pack_directory(
@@ -476,10 +488,9 @@ class BuildRun:
             raise BuildAborted()
 
     def _upload(self, archive: Path) -> tuple[str, str]:
-        params = {**self._ident(), "filename": archive.name}
         try:
-            self.client.upload(f"/api/builds/{self.build_id}/artifact", archive, params,
-                               retry_for=None, stop=self.lost.is_set, timeout=600.0)
+            self.client.upload_artifact(self.build_id, archive, self._ident(),
+                                        retry_for=None, stop=self.lost.is_set, timeout=600.0)
         except ApiError as exc:
             if exc.status in (404, 409):
                 self._lease_lost(exc.message)
@@ -496,15 +507,14 @@ class BuildRun:
         self.stop_streaming.set()
         self.reporters.stream.detach()
         pos, data = self.sink.peek(4 << 20)
-        body = {**self._ident(), "result": result, "reason": reason[:10_000],
-                "tail": self.sink.tail_text(), "log_pos": pos,
-                "log": "" if self.sink.truncated else data,
-                "claim": not self.worker.stopping.is_set()}
+        body = FinishIn.model_construct(
+            **self._fields(), result=result, reason=reason[:10_000],
+            tail=self.sink.tail_text(), log_pos=pos, log="" if self.sink.truncated else data,
+            claim=not self.worker.stopping.is_set())
         try:
-            answer = self.client.post(f"/api/builds/{self.build_id}/finish", body,
-                                      retry_for=None, stop=self.worker.stopping.is_set,
-                                      timeout=60.0)
-            self.next_job = (answer or {}).get("next")
+            answer = self.client.finish(self.build_id, body, retry_for=None,
+                                        stop=self.worker.stopping.is_set, timeout=60.0)
+            self.next_job = answer.next
             log.info("build %s attempt %s finished: %s%s", self.build_id, self.attempt, result,
                      f" ({reason.splitlines()[0][:200]})" if reason.strip() else "",
                      extra=self._event("finish", result=result,
@@ -522,10 +532,10 @@ class BuildRun:
         log.info("build %s attempt %s released: the worker is stopping", self.build_id,
                  self.attempt, extra=self._event("release"))
         with contextlib.suppress(ShipyardError):
-            self.client.post(f"/api/builds/{self.build_id}/finish",
-                             {**self._ident(), "result": "released",
-                              "reason": f"worker {self.worker.opts.name} shut down"},
-                             retry_for=5.0, timeout=10.0)
+            self.client.finish(self.build_id, FinishIn.model_construct(
+                **self._fields(), result="released",
+                reason=f"worker {self.worker.opts.name} shut down"),
+                retry_for=5.0, timeout=10.0)
 
 
 # ---------------------------------------------------------------------------------------
@@ -567,14 +577,13 @@ class Worker:
     def _client(self) -> FarmClient:
         return FarmClient(self.opts.coordinator, self.opts.token, timeout=30.0)
 
-    def register(self, client: FarmClient) -> dict[str, Any]:
+    def register(self, client: FarmClient) -> Registered:
         http_url = ""
         if self.opts.http_port:
             http_url = f"http://{socket.getfqdn()}:{self.opts.http_port}"
-        return client.post("/api/workers/register",
-                           {"name": self.opts.name, "platforms": self.opts.platforms,
-                            "capacity": self.opts.capacity, "http_url": http_url},
-                           retry_for=None, stop=self.stopping.is_set, timeout=30.0)
+        body = RegisterIn.model_construct(name=self.opts.name, platforms=self.opts.platforms,
+                                          capacity=self.opts.capacity, http_url=http_url)
+        return client.register(body, retry_for=None, stop=self.stopping.is_set, timeout=30.0)
 
     def serve(self) -> None:
         """Run until SIGTERM/SIGINT; then give running builds back and exit."""
@@ -585,7 +594,7 @@ class Worker:
             info = self.register(client)
         sandbox = self.opts.sandbox
         log.info("worker %s registered with %s (capacity %s, lease %s s, %s)", self.opts.name,
-                 self.opts.coordinator, self.opts.capacity, info.get("lease_seconds"),
+                 self.opts.coordinator, self.opts.capacity, info.lease_seconds,
                  f"sandbox {sandbox.bwrap}" if sandbox.bwrap else "NO SANDBOX",
                  extra={"event": "register", "worker": self.opts.name})
         if self.opts.http_port:
@@ -620,7 +629,7 @@ class Worker:
             reporters.close()
 
     def _serve_slot(self, client: FarmClient, reporters: Reporters) -> None:
-        job: dict[str, Any] | None = None
+        job: Job | None = None
         while True:
             if job is None:
                 if self.stopping.is_set():
@@ -628,7 +637,7 @@ class Worker:
                 job = self._claim(client)
                 if job is None:
                     continue
-            run = BuildRun(self, client, job, reporters, LogSink(job.get("log_max_bytes")))
+            run = BuildRun(self, client, job, reporters, LogSink(job.log_max_bytes))
             with self._lock:
                 self.running[run.build_id] = run
                 late = self.stopping.is_set()  # serve() may have released the others already
@@ -647,13 +656,12 @@ class Worker:
                     self._settled.notify_all()
             job = run.next_job
 
-    def _claim(self, client: FarmClient) -> dict[str, Any] | None:
+    def _claim(self, client: FarmClient) -> Job | None:
         """One long poll for a build; None when it ended without one."""
         try:
-            response = client.request(
-                "POST", f"/api/workers/{self.opts.name}/claim",
-                json={"wait": CLAIM_WAIT}, retry_for=None, stop=self.stopping.is_set,
-                timeout=CLAIM_WAIT + 15)
+            job = client.claim(self.opts.name, ClaimIn.model_construct(wait=CLAIM_WAIT),
+                               retry_for=None, stop=self.stopping.is_set,
+                               timeout=CLAIM_WAIT + 15)
         except CoordinatorUnreachable:
             return None
         except ApiError as exc:
@@ -668,7 +676,7 @@ class Worker:
             self._backoff = min(self._backoff * 2, 10.0)
             return None
         self._backoff = 0.2
-        return None if response.status_code == 204 else response.json()
+        return job
 
     def _start_http(self) -> None:
         target = f"{self.opts.coordinator.rstrip('/')}/workers/{self.opts.name}"

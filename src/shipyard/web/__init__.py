@@ -1,8 +1,8 @@
 """The coordinator's web pages (Jinja2, server-rendered; sign-in, sessions, CSRF).
 
 Layer (docs/architecture.md): above ``farm`` (it reads builds and workers through
-:mod:`shipyard.farm.service`) and ``repo``; below ``server``, which mounts the pages on the
-farm's app. The farm itself does not know the pages.
+:mod:`shipyard.farm.queries` and acts through :mod:`shipyard.farm.actions`) and ``repo``;
+below ``server``, which mounts the pages on the farm's app. The farm itself does not know the pages.
 
 Public face: :func:`.pages.install` (mount the pages on an app), :mod:`.users` (the
 ``farm user`` commands), :mod:`.passwords`.

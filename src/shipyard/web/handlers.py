@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 
 from shipyard import __version__
 from shipyard.errors import ShipyardError
-from shipyard.farm import service
+from shipyard.farm.config import FarmConfig
 from shipyard.farm.coordinator import Coordinator
 from shipyard.farm.errors import FarmError
 from shipyard.web import format as fmt
@@ -68,7 +68,7 @@ class Web:
         return self.coordinator.db
 
     @property
-    def cfg(self) -> service.FarmConfig:
+    def cfg(self) -> FarmConfig:
         return self.coordinator.cfg
 
 

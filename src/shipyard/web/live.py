@@ -17,7 +17,7 @@ from typing import Any
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
-from shipyard.farm import service
+from shipyard.farm import buildlog
 from shipyard.farm.errors import FarmError
 from shipyard.web.handlers import Web
 
@@ -39,7 +39,7 @@ async def log_events(web: Web, request: Request, build_id: int,
     yield "retry: 2000\n\n"
     while not coordinator.stopping:
         try:
-            chunk = await run_in_threadpool(service.read_log, web.db, web.cfg, build_id,
+            chunk = await run_in_threadpool(buildlog.read_log, web.db, web.cfg, build_id,
                                             offset, STREAM_CHUNK)
         except FarmError:
             return

@@ -3,8 +3,8 @@
 Anyone may read every page and every log (the seed's syncweb); changing anything (force a
 build, abort, requeue, pause, resume) needs a signed-in user, and every such form carries a
 CSRF token that is checked before anything else happens. Each page action calls the same
-:mod:`shipyard.farm.service` function as the admin-token API route that does the same, so
-the two can never disagree.
+farm function (:mod:`shipyard.farm.actions`) as the admin-token API route that does the
+same, so the two can never disagree.
 
 Pages render on the server (Jinja2) and work without JavaScript; ``static/farm.js`` only
 adds the live log (Server-Sent Events from ``/builds/<id>/events``) and auto-refresh.
@@ -23,7 +23,8 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from shipyard.db.farm_models import FINAL_STATES, LIVE_STATES
-from shipyard.farm import service
+from shipyard.farm import actions, buildlog, buildrequests, views
+from shipyard.farm import queries as farm
 from shipyard.farm.errors import FarmError
 from shipyard.web import format as fmt
 from shipyard.web import queries, repoview, stats
@@ -81,15 +82,15 @@ def router() -> APIRouter:
     @page
     def dashboard(request: Request, web: Web, visitor: Visitor) -> Response:
         db, cfg = web.db, web.cfg
-        workers = service.list_workers(db, cfg)
+        workers = farm.list_workers(db, cfg)
         return render(
             web, request, visitor, "dashboard.html", "Dashboard", refresh=True,
-            queued=service.list_builds(db, cfg, state="queued", limit=HISTORY),
-            running=service.list_builds(db, cfg, state="running", limit=HISTORY),
-            failures=service.list_failures(db, cfg, limit=10),
+            queued=farm.list_builds(db, cfg, state="queued", limit=HISTORY),
+            running=farm.list_builds(db, cfg, state="running", limit=HISTORY),
+            failures=farm.list_failures(db, cfg, limit=10),
             workers=workers, online=sum(1 for w in workers if w["status"] != "offline"),
             failed_today=queries.failures_since(db, 24),
-            stale=service.stale(db, web.stale_days), stale_days=web.stale_days)
+            stale=farm.stale(db, web.stale_days), stale_days=web.stale_days)
 
     @r.get("/builds", response_class=HTMLResponse)
     @page
@@ -97,12 +98,12 @@ def router() -> APIRouter:
                package: str | None = None, worker: str | None = None,
                before: int | None = Query(None, ge=1, le=MAX_ID)) -> Response:
         state = state or None
-        if state is not None and state not in service.FILTER_STATES:
+        if state is not None and state not in views.FILTER_STATES:
             raise PageError(400, f"Unknown state {state!r}: choose one of "
-                                 f"{', '.join(service.FILTER_STATES)}.")
+                                 f"{', '.join(views.FILTER_STATES)}.")
         package = (package or "").strip()[:300] or None
         worker = (worker or "").strip()[:100] or None
-        rows = service.list_builds(web.db, web.cfg, state=state, package=package,
+        rows = farm.list_builds(web.db, web.cfg, state=state, package=package,
                                    worker=worker, limit=HISTORY, before=before)
         older = None
         if len(rows) == HISTORY and state != "queued":
@@ -111,16 +112,16 @@ def router() -> APIRouter:
             older = "/builds?" + "&".join(f"{k}={quote(str(v), safe=':')}"
                                           for k, v in params.items() if v)
         return render(web, request, visitor, "builds.html", "Builds", refresh=before is None,
-                      builds=rows, states=service.FILTER_STATES, state=state, package=package or "",
+                      builds=rows, states=views.FILTER_STATES, state=state, package=package or "",
                       worker=worker or "", older=older)
 
     @r.get("/builds/{build_id}", response_class=HTMLResponse)
     @page
     def build(request: Request, web: Web, visitor: Visitor, build_id: BuildId) -> Response:
         db, cfg = web.db, web.cfg
-        view = service.get_build(db, cfg, build_id)
+        view = farm.get_build(db, cfg, build_id)
         start = max(0, int(view["log_bytes"]) - INITIAL_LOG_BYTES)
-        log = service.read_log(db, cfg, build_id, start, INITIAL_LOG_BYTES + STREAM_CHUNK)
+        log = buildlog.read_log(db, cfg, build_id, start, INITIAL_LOG_BYTES + STREAM_CHUNK)
         title = f"Build {build_id}: {view['package']} {view.get('version') or ''}".strip()
         return render(web, request, visitor, "build.html", title, build=view, log=log,
                       log_skipped=start, live=view["state"] in LIVE_STATES,
@@ -131,7 +132,7 @@ def router() -> APIRouter:
     @page
     def build_log_text(request: Request, web: Web, visitor: Visitor,
                        build_id: BuildId) -> Response:
-        log = service.read_log(web.db, web.cfg, build_id, 0, 64 << 20)
+        log = buildlog.read_log(web.db, web.cfg, build_id, 0, 64 << 20)
         response = PlainTextResponse(log["text"])
         response.headers["X-Content-Type-Options"] = "nosniff"
         return response
@@ -144,7 +145,7 @@ def router() -> APIRouter:
         resumes where it was), ``state`` when it changes, ``end`` when it is over."""
         web = await run_in_threadpool(get_web, request)
         try:
-            await run_in_threadpool(service.get_build, web.db, web.cfg, build_id)
+            await run_in_threadpool(farm.get_build, web.db, web.cfg, build_id)
         except FarmError as exc:
             return PlainTextResponse(exc.message, status_code=exc.status)
         resume = request.headers.get("last-event-id", "")
@@ -159,7 +160,7 @@ def router() -> APIRouter:
     @action
     async def abort(request: Request, web: Web, visitor: Visitor, form: dict[str, str],
                     build_id: BuildId) -> Response:
-        view = await run_in_threadpool(service.abort, web.db, web.cfg, build_id,
+        view = await run_in_threadpool(actions.abort, web.db, web.cfg, build_id,
                                        visitor.actor)
         if view["state"] == "cancelled":
             message = f"Build {build_id} was cancelled before it started."
@@ -172,7 +173,7 @@ def router() -> APIRouter:
     @action
     async def requeue(request: Request, web: Web, visitor: Visitor, form: dict[str, str],
                       build_id: BuildId) -> Response:
-        view = await run_in_threadpool(service.requeue, web.db, web.cfg, build_id,
+        view = await run_in_threadpool(actions.requeue, web.db, web.cfg, build_id,
                                        visitor.actor)
         web.coordinator.wake_claims()
         return redirect(web, f"/builds/{view['id']}",
@@ -183,13 +184,13 @@ def router() -> APIRouter:
     @page
     def packages(request: Request, web: Web, visitor: Visitor) -> Response:
         return render(web, request, visitor, "packages.html", "Packages",
-                      packages=service.list_packages(web.db))
+                      packages=farm.list_packages(web.db))
 
     @r.get("/packages/{name:path}", response_class=HTMLResponse)
     @page
     def package(request: Request, web: Web, visitor: Visitor, name: str) -> Response:
-        view = service.get_package(web.db, name)
-        history = service.list_builds(web.db, web.cfg, package=name, limit=HISTORY)
+        view = farm.get_package(web.db, name)
+        history = farm.list_builds(web.db, web.cfg, package=name, limit=HISTORY)
         last_success = next((b for b in history if b["state"] == "succeeded"), None)
         published = repoview.published_versions(web.coordinator.repo_dir, name)
         return render(web, request, visitor, "package.html", f"Package {name}",
@@ -201,7 +202,7 @@ def router() -> APIRouter:
     async def force(request: Request, web: Web, visitor: Visitor, form: dict[str, str],
                     name: str) -> Response:
         view, created, note = await run_in_threadpool(
-            service.request_package_build, web.db, web.cfg, name, None, True, visitor.actor)
+            buildrequests.request_package_build, web.db, web.cfg, name, None, True, visitor.actor)
         if created and view["state"] == "queued":
             web.coordinator.wake_claims()
         message = (f"Build {view['id']} queued: {name} {view.get('version') or ''}".rstrip()
@@ -212,19 +213,19 @@ def router() -> APIRouter:
     @page
     def workers(request: Request, web: Web, visitor: Visitor) -> Response:
         return render(web, request, visitor, "workers.html", "Workers", refresh=True,
-                      workers=service.list_workers(web.db, web.cfg))
+                      workers=farm.list_workers(web.db, web.cfg))
 
     @r.get("/workers/{name}", response_class=HTMLResponse)
     @page
     def worker(request: Request, web: Web, visitor: Visitor, name: str,
                days: str | None = None) -> Response:
-        view = service.get_worker(web.db, web.cfg, name)
+        view = farm.get_worker(web.db, web.cfg, name)
         try:
             period = stats.parse_period(days, None, None)
         except stats.PeriodError as exc:
             raise PageError(400, str(exc)) from None
         summary = stats.worker_summary(web.db, name, period)
-        history = service.list_builds(web.db, web.cfg, worker=name, limit=HISTORY)
+        history = farm.list_builds(web.db, web.cfg, worker=name, limit=HISTORY)
         return render(web, request, visitor, "worker.html", f"Worker {name}", refresh=True,
                       worker=view, summary=summary, builds=history, presets=stats.PRESETS,
                       days=period.days)
@@ -233,7 +234,7 @@ def router() -> APIRouter:
     @action
     async def pause(request: Request, web: Web, visitor: Visitor, form: dict[str, str],
                     name: str) -> Response:
-        await run_in_threadpool(service.set_worker_paused, web.db, web.cfg, name, True)
+        await run_in_threadpool(actions.set_worker_paused, web.db, web.cfg, name, True)
         return redirect(web, f"/workers/{quote(name)}",
                         f"Worker {name} paused: it gets no new builds; running ones finish.")
 
@@ -241,7 +242,7 @@ def router() -> APIRouter:
     @action
     async def resume(request: Request, web: Web, visitor: Visitor, form: dict[str, str],
                      name: str) -> Response:
-        await run_in_threadpool(service.set_worker_paused, web.db, web.cfg, name, False)
+        await run_in_threadpool(actions.set_worker_paused, web.db, web.cfg, name, False)
         web.coordinator.wake_claims()
         return redirect(web, f"/workers/{quote(name)}",
                         f"Worker {name} resumed: it takes builds again.")

@@ -1,6 +1,6 @@
 """Farm reads the pages need that the API has no route for (counts, the publish backlog).
 Read-only, one short transaction each; everything else comes from
-:mod:`shipyard.farm.service`, the same functions the JSON API uses."""
+:mod:`shipyard.farm.queries`, the same functions the JSON API uses."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select
 
 from shipyard.db.farm_models import FAILED, SUCCEEDED, FarmBuild
+from shipyard.farm.config import FarmConfig
 from shipyard.farm.db import FarmDB
-from shipyard.farm.service import FarmConfig, build_view
+from shipyard.farm.views import build_view
 from shipyard.timeutil import utcnow
 
 
