@@ -173,9 +173,13 @@ def test_a_worker_without_bubblewrap_refuses_to_start_unless_told(sqlite_farm: F
     farm = sqlite_farm
     url = farm.start_coordinator().url
     farm.extra_env["SHIPYARD_FARM_BWRAP"] = "/nonexistent/bwrap"
-    refused = farm.cli("farm", "worker", "--coordinator", url, "--token", farm.token("worker"),
-                       "--name", "nobwrap", "--workdir", str(farm.root / "wd"), check=False,
-                       timeout=60)
+    # The token in the environment, as a unit gives it (--token would add its ps warning).
+    farm.extra_env["SHIPYARD_FARM_TOKEN"] = farm.token("worker")
+    try:
+        refused = farm.cli("farm", "worker", "--coordinator", url, "--name", "nobwrap",
+                           "--workdir", str(farm.root / "wd"), check=False, timeout=60)
+    finally:
+        del farm.extra_env["SHIPYARD_FARM_TOKEN"]
     assert refused.returncode == 1
     lines = refused.stderr.strip().splitlines()
     assert len(lines) == 1 and "bubblewrap" in lines[0] and "--no-sandbox" in lines[0], lines
