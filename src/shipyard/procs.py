@@ -145,6 +145,20 @@ def identify(pid: int) -> Identity | None:
     return Identity(pid, f"{create_time:.3f}", create_time, uid, name, zombie)
 
 
+def start_of(pid: int) -> str | None:
+    """``identify(pid).start`` without the rest: on Linux one read of ``/proc/<pid>/stat``.
+
+    For callers that record a child right after spawning it (link/running.py): anything
+    slower (the uid read, psutil's import for the boot time) widens the window in which the
+    child already acts but is not yet recorded, so a parent killed then leaves it unknown.
+    """
+    if LINUX:
+        raw = _linux_stat(pid)
+        return raw[1] if raw is not None else None
+    found = identify(pid)
+    return found.start if found is not None else None
+
+
 def is_running(pid: int, start: str) -> bool:
     """True while ``pid`` is still the live process that had start time ``start``."""
     if LINUX:

@@ -26,10 +26,13 @@ def test_new_version_is_an_upgrade_and_a_killed_agent_recovers(make_fleet) -> No
 
     fleet.operator(url, "assign", "1.hello.prod.a", "--package", NEW, "--nodes", "n1",
                    "--", f"--port={port}")
-    wait_until(lambda: node.services()["1.hello.prod.a"]["package"] == NEW and
-               node.state("1.hello.prod.a") == "running", 120, "the upgrade")
+    # The agent's line for the action comes after the whole upgrade, including the removal
+    # of the old version (which follows the new one's start, so "running" is too early).
+    wait_until(lambda: f"upgrade 1.hello.prod.a ({NEW}): upgraded" in agent.output(), 120,
+               "the upgrade")
+    assert node.services()["1.hello.prod.a"]["package"] == NEW
+    assert node.state("1.hello.prod.a") == "running"
     assert http_ok(port)
-    assert f"upgrade 1.hello.prod.a ({NEW})" in agent.output()
     installed = [p["coordinate"] for p in json.loads(node.cli("pkg", "list", "--json").stdout)]
     assert installed == [NEW]  # svc upgrade removed the old version once the new one ran
 

@@ -32,9 +32,11 @@ def running_path(settings: Settings) -> Path:
 
 
 def _start_time(pid: int) -> str | None:
-    """The process's start time (tells a reused pid apart), or None when it is gone."""
-    found = procs.identify(pid)
-    return found.start if found is not None else None
+    """The process's start time (tells a reused pid apart), or None when it is gone.
+
+    Cheap on purpose: it is read between spawning an adapter and recording it.
+    """
+    return procs.start_of(pid)
 
 
 class Running:
