@@ -17,8 +17,8 @@ from shipyard.cli.app import command_tree
 from shipyard.cli.help import walk
 from shipyard.cli.main import main
 
-# A metavar: upper-case words, HOST:PORT, GROUP:ID, a choice such as [a|b], a repetition.
-METAVAR = re.compile(r"\[?[A-Z][A-Z0-9_:|]*\]?(\.\.\.)?|\[[a-z0-9|_-]+\]")
+# A metavar: upper-case words, HOST:PORT, GROUP:ID, KEY=VALUE, a choice such as [a|b], a repetition.
+METAVAR = re.compile(r"\[?[A-Z][A-Z0-9_:=|]*\]?(\.\.\.)?|\[[a-z0-9|_-]+\]")
 PARAMS = "[-- --param=value ...]"  # svc register's pass-through, spelled by svc itself
 COMMANDS = [path.split()[1:] for _command, path in walk(command_tree())]
 

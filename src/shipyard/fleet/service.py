@@ -176,10 +176,15 @@ def nodes(db: FleetDB) -> list[wire.NodeView]:
 
 def _touch(conn: Connection, node: Any, lease_seconds: float, revision_applied: int,
            **extra: Any) -> tuple[datetime, bool]:
-    """Renew ``node``'s lease; returns (its end, whether the node came back from lost)."""
+    """Renew ``node``'s lease; returns (its end, whether the node came back from lost).
+    Whether it was lost is decided by the row as this transaction clears it, not by the row
+    read when the call was authenticated: the reaper may mark it in between, and two calls
+    at once must not both count the return."""
     now = utcnow()
     expires = now + timedelta(seconds=lease_seconds)
-    came_back = node.lost_at is not None
+    came_back = conn.execute(update(FleetNode).where(FleetNode.id == node.id)
+                             .where(FleetNode.lost_at.is_not(None))
+                             .values(lost_at=None)).rowcount == 1
     conn.execute(update(FleetNode).where(FleetNode.id == node.id).values(
         last_seen_at=now, lease_expires_at=expires, lost_at=None,
         revision_applied=revision_applied, **extra))

@@ -134,13 +134,18 @@ class Agent:
 
     def _unreachable(self, exc: ShipyardError) -> None:
         delay = self.backoff.next()
+        self._lost_contact(exc)
+        self.stop.wait(delay)
+
+    def _lost_contact(self, exc: ShipyardError) -> None:
+        """One line per outage, whichever call (poll, links, report) notices it first; the
+        poll loop's next answer logs that the coordinator answers again."""
         if not self._away:
             log.warning("%s; changing nothing, retrying with backoff (at most %.0f s)",
                         exc.message, self.backoff.cap,
                         extra={"event": "unreachable",
                                "coordinator": self.identity.coordinator})
             self._away = True
-        self.stop.wait(delay)
 
     def _back(self) -> None:
         if self._away:
@@ -184,7 +189,8 @@ class Agent:
         hook = _links_hook()
         if hook is not None:
             try:
-                links = list(hook(self.settings, self.client, self.identity, doc))
+                links = list(hook(self.settings, self.client, self.identity, doc,
+                                  on_unreachable=self._lost_contact))
             except ShipyardError as exc:
                 error = f"links: {exc.message}"
                 log.warning("%s", error, extra={"event": "link-failed"})
@@ -195,7 +201,9 @@ class Agent:
             links=links, last_error=error)
         try:
             self.client.report(self.identity.name, body)
-        except (Unreachable, ApiError) as exc:
+        except Unreachable as exc:
+            self._lost_contact(exc)
+        except ApiError as exc:
             log.warning("report not delivered: %s", exc.message,
                         extra={"event": "report-failed"})
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ from shipyard.link import remote
 from shipyard.link.changes import change_acceptor
 from shipyard.link.running import Running, kill_leftovers
 from shipyard.link.state import FAILED, LINKED, PENDING, LinkData, Pair
+from shipyard.node.client import Unreachable
 from shipyard.svc import control
 
 log = logging.getLogger("shipyard.node")
@@ -50,11 +52,14 @@ def context(interface: str, announcer: str, node: str) -> str:
     return sealing.link_context(interface, announcer, ANY_ACCEPTOR, node)
 
 
-def converge(settings: Settings, client: Any, identity: Any,
-             doc: wire.DesiredDocument) -> list[wire.PairReport]:
+def converge(settings: Settings, client: Any, identity: Any, doc: wire.DesiredDocument,
+             on_unreachable: Callable[[ShipyardError], None] | None = None,
+             ) -> list[wire.PairReport]:
     """Both halves under the link lock (shared with ``link reconcile``, whose start kills
     adapters it finds recorded as running: ours must not be among them); announcers whose
-    acceptor address changed are restarted after the lock is released."""
+    acceptor address changed are restarted after the lock is released. An unreachable
+    coordinator goes to ``on_unreachable`` (the agent's one line for that event) rather
+    than adding a links warning of its own."""
     running = Running(settings)
     restart: list[str] = []
     try:
@@ -62,7 +67,8 @@ def converge(settings: Settings, client: Any, identity: Any,
             killed = kill_leftovers(settings)  # adapters of a killed agent or reconcile
             if killed:
                 log.warning("killed %d adapter(s) left by an interrupted run", len(killed))
-            problems = announce_all(settings, client, identity, doc, running, restart)
+            problems = announce_all(settings, client, identity, doc, running, restart,
+                                    on_unreachable)
             reports = accept_all(settings, state, identity, doc, running)
     finally:
         running.close()
@@ -92,7 +98,8 @@ def _load_seals(path: Path) -> dict[str, Any]:
 
 
 def announce_all(settings: Settings, client: Any, identity: Any, doc: wire.DesiredDocument,
-                 running: Running, restart: list[str]) -> list[str]:
+                 running: Running, restart: list[str],
+                 on_unreachable: Callable[[ShipyardError], None] | None = None) -> list[str]:
     seals_path = Path(identity.dir) / SEALS_NAME
     old_seals = _load_seals(seals_path)
     seals: dict[str, Any] = {}
@@ -144,6 +151,11 @@ def announce_all(settings: Settings, client: Any, identity: Any, doc: wire.Desir
         if client.publish(identity.name, wire.AnnouncementPublish(announcements=items)):
             log.info("published %d announcement(s)", len(items),
                      extra={"event": "announce", "count": len(items)})
+    except Unreachable as exc:
+        if on_unreachable is None:
+            problems.append(f"announcements not published: {exc.message}")
+        else:
+            on_unreachable(exc)
     except ShipyardError as exc:
         problems.append(f"announcements not published: {exc.message}")
     if seals != old_seals:
