@@ -31,7 +31,7 @@ def check_in_repository(settings: Settings, repo_dir: Path | None, coord: Packag
         settings = settings.with_overrides({"repo.url": repo_dir.absolute().as_uri()},
                                            source="coordinator")
         if not settings.repo.key:
-            own_keys = _own_public_key(settings, repo_dir)
+            own_keys = own_public_key(settings, repo_dir)
     try:
         with repository_client(settings) as client:
             if own_keys:
@@ -41,7 +41,7 @@ def check_in_repository(settings: Settings, repo_dir: Path | None, coord: Packag
         raise NotFound(f"--package {coord}: {exc.message}") from None
 
 
-def _own_public_key(settings: Settings, repo_dir: Path) -> list[signing.PublicKey]:
+def own_public_key(settings: Settings, repo_dir: Path) -> list[signing.PublicKey]:
     """The public half of the key ``repo_dir`` is signed with, or none if it has none."""
     from shipyard.repo.keys import load_signing_key, signing_key_path
 
