@@ -35,8 +35,10 @@ PACKAGE = f"{GROUP}:{NAME}"
 MAINTAINER = "Ada Maintainer <ada@example.org>"
 # The package's recipe: unpack the sdist, build it with setuptools as pip would, and stamp
 # the build (so a rebuild of one version has other bytes, as real rebuilds often do).
+# It runs in the worker's sandbox, which shows the system (/usr) but not this test's venv:
+# the system's python3 builds it, as on a real build host.
 BUILD = (f"set -e; tar xzf {NAME}-*.tar.gz; cd {NAME}-*/; "
-         f"'{sys.executable}' setup.py -q build --build-lib \"$SHIPYARD_DESTDIR/lib\"; "
+         "python3 setup.py -q build --build-lib \"$SHIPYARD_DESTDIR/lib\"; "
          "date +%s%N > \"$SHIPYARD_DESTDIR/lib/BUILD_STAMP\"")
 
 

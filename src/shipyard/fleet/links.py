@@ -62,9 +62,16 @@ class ManifestSource:
 
     def __init__(self, settings: Settings, repo_dir: Path | None) -> None:
         self.settings = settings
+        # Its own --repo is read with the public half of the key it signs with, as a
+        # package check is (fleet.packages): no repo.key needed to trust itself.
+        self.own_keys: list[Any] = []
         if not settings.repo.url.strip() and repo_dir is not None:
             self.settings = settings.with_overrides(
                 {"repo.url": repo_dir.absolute().as_uri()}, source="coordinator")
+            if not settings.repo.key:
+                from shipyard.fleet.packages import own_public_key
+
+                self.own_keys = own_public_key(self.settings, repo_dir)
         self.cache: dict[str, Interfaces] = {}
         self.lock = threading.Lock()
 
@@ -90,6 +97,8 @@ class ManifestSource:
         try:
             coord = PackageCoord.parse(package, require_version=True)
             with repository_client(self.settings) as client:
+                if self.own_keys:
+                    client.keys = self.own_keys
                 entry = pick(client.index(), coord)
                 archive = client.fetch_archive(entry, scratch)
             manifest = inspect_archive(archive)
