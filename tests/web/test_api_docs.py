@@ -12,7 +12,7 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 import pytest
-from webkit import WebFarm, browser, open_tab  # noqa: F401  (fixture)
+from webkit import WebFarm, open_tab
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +48,7 @@ def test_docs_and_everything_it_references_come_from_the_coordinator(farm: WebFa
         assert "http://" not in page.text and "https://" not in page.text
 
 
-def test_swagger_ui_renders_with_no_outside_request(browser: Any,  # noqa: F811
+def test_swagger_ui_renders_with_no_outside_request(browser: Any,
                                                     farm: WebFarm, tmp_path: Path) -> None:
     tab = open_tab(browser, farm.url)
     origin = urlsplit(farm.url).netloc

@@ -16,7 +16,6 @@ from webkit import (
     PASSWORD,
     Tab,
     WebFarm,
-    browser,  # noqa: F401  (fixture)
     open_tab,
     start_full_farm,
     wait_until,
@@ -31,7 +30,7 @@ def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebFarm]:
 
 
 @pytest.fixture
-def tab(browser: Any, farm: WebFarm) -> Iterator[Tab]:  # noqa: F811
+def tab(browser: Any, farm: WebFarm) -> Iterator[Tab]:
     opened = open_tab(browser, farm.url)
     yield opened
     try:
@@ -134,7 +133,7 @@ def test_anonymous_posts_are_refused(tab: Tab, farm: WebFarm) -> None:
 
 
 def test_csrf_token_is_required_even_when_signed_in(tab: Tab, farm: WebFarm,
-                                                    browser: Any) -> None:  # noqa: F811
+                                                    browser: Any) -> None:
     tab.sign_in()
     tab.goto("/workers/w1")
     token = tab.page.locator("input[name=csrf]").first.get_attribute("value")

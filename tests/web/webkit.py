@@ -335,8 +335,10 @@ class Tab:
         assert not self.errors, "browser console errors:\n" + "\n".join(self.errors)
 
 
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
+def launch_browser() -> Iterator[Any]:
+    """Debian's Chromium under Playwright; the session fixture ``browser`` (tests/conftest.py,
+    defined once: a fixture each module imported would be one Playwright per module, and a
+    second sync Playwright in one process refuses to start) yields from this."""
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (.ci/run does)")
     from playwright.sync_api import sync_playwright
