@@ -123,13 +123,13 @@ def test_close_leaves_nothing_even_with_processes_running():
 
 def test_a_killed_run_is_swept_by_the_next():
     script = textwrap.dedent("""
-        import sys, time
+        import signal, sys
         sys.path.insert(0, sys.argv[1])
         import netkit
         kit = netkit.NetKit()
         kit.add_host("a")
         print(kit.slot, flush=True)
-        time.sleep(600)
+        signal.pause()  # a live run until the test kills it
     """)
     proc = subprocess.Popen([sys.executable, "-c", script, os.path.dirname(netkit.__file__)],
                             stdout=subprocess.PIPE, text=True)
