@@ -34,8 +34,25 @@ def _tables(url: str) -> set[str]:
 
 
 def test_head_revision_matches_alembic() -> None:
+    """The pinned head is Alembic's: a new migration fails here until HEAD_REVISION moves."""
     script = ScriptDirectory.from_config(_alembic("sqlite://"))
+    assert script.get_heads() == [db.HEAD_REVISION]
     assert db.head_revision() == script.get_current_head()
+
+
+def test_at_revision_agrees_with_alembic_migration_context(db_url: str) -> None:
+    from alembic.runtime.migration import MigrationContext
+
+    assert not db._at_revision(db_url, db.HEAD_REVISION)  # nothing there yet
+    db.upgrade(db_url)
+    engine = db.make_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            heads = MigrationContext.configure(conn).get_current_heads()
+    finally:
+        engine.dispose()
+    assert heads == (db.HEAD_REVISION,)
+    assert db._at_revision(db_url, heads[0])
 
 
 def test_upgrade_creates_tables_and_downgrade_removes_them(db_url: str) -> None:

@@ -100,24 +100,22 @@ def postgres_engine(url: str, *, idle_ping: float = IDLE_PING_SECONDS, **pool: i
     return engine
 
 
-def head_revision() -> str | None:
-    """The single head of the migration chain, read from the files without Alembic (whose
-    import and script loading cost ~0.2 s in every short-lived command)."""
-    import re
+# The newest migration's revision. Alembic's ``ScriptDirectory`` is the authority on the
+# chain (``tests/test_db.py`` fails when this differs from its ``get_current_head()``, so a
+# new migration cannot land without moving it) and ``upgrade`` runs through Alembic.
+# Why pinned rather than asked of Alembic here: every short command that opens a database
+# (``repo publish``, ``farm build list``, ``fleet assign`` ...) checks the schema first, and
+# loading Alembic's script directory (it imports every migration) or its MigrationContext
+# adds 170-230 ms of CPU to every such command (getrusage, 3 runs each, 2026-12-07): a
+# third more on the publish benchmark's one-upload figure. ``_at_revision`` likewise reads
+# Alembic's own ``alembic_version`` table with one SELECT; ``tests/test_db.py`` checks it
+# against ``MigrationContext.get_current_heads()``.
+HEAD_REVISION = "0005"
 
-    revisions: set[str] = set()
-    parents: set[str] = set()
-    for path in (MIGRATIONS / "versions").glob("*.py"):
-        text = path.read_text(encoding="utf-8")
-        rev = re.search(r"^revision\s*=\s*['\"]([^'\"]+)['\"]", text, re.M)
-        down = re.search(r"^down_revision\s*=\s*['\"]([^'\"]+)['\"]", text, re.M)
-        if rev is None:
-            return None
-        revisions.add(rev.group(1))
-        if down is not None:
-            parents.add(down.group(1))
-    heads = revisions - parents
-    return heads.pop() if len(heads) == 1 else None
+
+def head_revision() -> str:
+    """The single head of the migration chain (see ``HEAD_REVISION``)."""
+    return HEAD_REVISION
 
 
 def _at_revision(url: str, revision: str) -> bool:
@@ -141,8 +139,7 @@ def upgrade(url: str) -> None:
     with _lock:
         if url in _upgraded:
             return
-        head = head_revision()
-        if head is not None and _at_revision(url, head):
+        if _at_revision(url, HEAD_REVISION):
             _upgraded.add(url)
             return
         from alembic import command
