@@ -25,17 +25,17 @@ class FarmConfig:
     @classmethod
     def from_settings(cls, settings: Settings, *, publish: bool = False,
                       bind: str | None = None) -> FarmConfig:
-        url = str(settings.get("farm.url") or "").rstrip("/")
+        url = (settings.farm.url or "").rstrip("/")
         if not url:
-            url = "http://" + (bind or str(settings.get("farm.bind")))
+            url = "http://" + (bind or settings.farm.bind)
         return cls(
-            lease_seconds=float(settings.get("farm.lease_seconds")),
-            max_attempts=max(1, int(settings.get("farm.max_attempts"))),
-            log_max_bytes=int(settings.get("farm.log_max_bytes")),
-            max_upload_bytes=int(settings.get("farm.max_upload_bytes")),
+            lease_seconds=settings.farm.lease_seconds,
+            max_attempts=max(1, settings.farm.max_attempts),
+            log_max_bytes=settings.farm.log_max_bytes,
+            max_upload_bytes=settings.farm.max_upload_bytes,
             url=url,
-            artifacts=Path(settings.get("farm.artifacts")),
-            mail=bool(str(settings.get("smtp.host") or "").strip()),
+            artifacts=settings.farm.artifacts,
+            mail=bool((settings.smtp.host or "").strip()),
             publish=publish,
         )
 

@@ -60,8 +60,8 @@ class Limits:
 
     @classmethod
     def from_settings(cls, settings: Any) -> Limits:
-        return cls(int(settings.get("pkg.max_members")), int(settings.get("pkg.max_bytes")),
-                   int(settings.get("pkg.max_ratio")))
+        return cls(settings.pkg.max_members, settings.pkg.max_bytes,
+                   settings.pkg.max_ratio)
 
 
 @dataclass(frozen=True)

@@ -32,8 +32,8 @@ class Session:
         self.state = state
         self.force = force
         self.progress = progress or (lambda _message: None)
-        self.timeout = float(settings.get("link.adapter_timeout"))
-        self.jobs = max(1, int(settings.get("link.jobs")))
+        self.timeout = settings.link.adapter_timeout
+        self.jobs = max(1, settings.link.jobs)
         self.report = Report()
         self.running = Running(settings)
         self.mutex = threading.Lock()

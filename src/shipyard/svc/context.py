@@ -36,11 +36,11 @@ class Context:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.start_timeout = float(settings.get("svc.start_timeout"))
-        self.stop_timeout = float(settings.get("svc.stop_timeout"))
-        self.grace = max(0.0, float(settings.get("svc.start_grace")))
-        self.log_max = int(settings.get("svc.log_max_bytes"))
-        self.log_keep = max(0, int(settings.get("svc.log_keep")))
+        self.start_timeout = settings.svc.start_timeout
+        self.stop_timeout = settings.svc.stop_timeout
+        self.grace = max(0.0, settings.svc.start_grace)
+        self.log_max = settings.svc.log_max_bytes
+        self.log_keep = max(0, settings.svc.log_keep)
         self._packages: dict[PackageCoord, ServicePackage] = {}
         self._stops: dict[str, str] = {}
         self._users: dict[str, ServiceUser] = {}
