@@ -66,6 +66,7 @@ from shipyard.formats.farm import (
     StoredArtifact,
     WorkerView,
 )
+from shipyard.formats.http import refusal
 
 # Ids are INTEGER columns: bound every id the API accepts so a huge number is a 422, not an
 # overflow inside the database driver.
@@ -149,9 +150,8 @@ def create_app(settings: Settings, db_url: str, repo_dir: str | os.PathLike[str]
 
     @app.exception_handler(ShipyardError)
     async def _farm_error(_request: Request, exc: ShipyardError) -> JSONResponse:
-        status = exc.status if isinstance(exc, FarmError) else 400
-        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-        return JSONResponse({"detail": exc.message}, status_code=status, headers=headers)
+        body, status, headers = refusal(exc)
+        return JSONResponse(body, status_code=status, headers=headers)
 
     app.include_router(_public_routes())
     app.include_router(_worker_routes())
