@@ -10,18 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shipyard.config.sections import (
-    FarmSection,
-    FleetSection,
-    LinkSection,
-    NodeSection,
-    PathsSection,
-    PkgSection,
-    RepoSection,
-    SmtpSection,
-    SvcSection,
-    WebSection,
-)
+from shipyard.config import sections
 from shipyard.config.table import BY_KEY, RETIRED, SETTINGS, Setting
 from shipyard.errors import ConfigError
 
@@ -88,44 +77,44 @@ class Settings:
 
     # Typed sections: settings.<section>.<name>, see _Section.
     @property
-    def paths(self) -> PathsSection:
-        return PathsSection(self)
+    def paths(self) -> sections.PathsSection:
+        return sections.PathsSection(self)
 
     @property
-    def repo(self) -> RepoSection:
-        return RepoSection(self)
+    def repo(self) -> sections.RepoSection:
+        return sections.RepoSection(self)
 
     @property
-    def pkg(self) -> PkgSection:
-        return PkgSection(self)
+    def pkg(self) -> sections.PkgSection:
+        return sections.PkgSection(self)
 
     @property
-    def svc(self) -> SvcSection:
-        return SvcSection(self)
+    def svc(self) -> sections.SvcSection:
+        return sections.SvcSection(self)
 
     @property
-    def link(self) -> LinkSection:
-        return LinkSection(self)
+    def link(self) -> sections.LinkSection:
+        return sections.LinkSection(self)
 
     @property
-    def farm(self) -> FarmSection:
-        return FarmSection(self)
+    def farm(self) -> sections.FarmSection:
+        return sections.FarmSection(self)
 
     @property
-    def fleet(self) -> FleetSection:
-        return FleetSection(self)
+    def fleet(self) -> sections.FleetSection:
+        return sections.FleetSection(self)
 
     @property
-    def node(self) -> NodeSection:
-        return NodeSection(self)
+    def node(self) -> sections.NodeSection:
+        return sections.NodeSection(self)
 
     @property
-    def web(self) -> WebSection:
-        return WebSection(self)
+    def web(self) -> sections.WebSection:
+        return sections.WebSection(self)
 
     @property
-    def smtp(self) -> SmtpSection:
-        return SmtpSection(self)
+    def smtp(self) -> sections.SmtpSection:
+        return sections.SmtpSection(self)
 
     def path(self, key: str) -> Path:
         value = self.get(key)
