@@ -102,22 +102,23 @@ def control_routes() -> APIRouter:
         c.wake_claims_threadsafe()
         return build
 
+    def _set_paused(request: Request, name: str, paused: bool) -> dict[str, Any]:
+        c = coordinator_of(request)
+        view = actions.set_worker_paused(c.db, c.cfg, name, paused)
+        events.worker_paused(name, paused)
+        if not paused:
+            c.wake_claims_threadsafe()
+        return view
+
     @route(router, "POST", "/workers/{name}/pause", admins, response_model=WorkerView)
     def pause(request: Request, name: str,
               token: TokenInfo = Depends(require(*admins))) -> dict[str, Any]:
-        c = coordinator_of(request)
-        view = actions.set_worker_paused(c.db, c.cfg, name, True)
-        events.worker_paused(name, True)
-        return view
+        return _set_paused(request, name, True)
 
     @route(router, "POST", "/workers/{name}/resume", admins, response_model=WorkerView)
     def resume(request: Request, name: str,
                token: TokenInfo = Depends(require(*admins))) -> dict[str, Any]:
-        c = coordinator_of(request)
-        view = actions.set_worker_paused(c.db, c.cfg, name, False)
-        events.worker_paused(name, False)
-        c.wake_claims_threadsafe()
-        return view
+        return _set_paused(request, name, False)
 
     @router.get("/whoami")
     def whoami(token: TokenInfo = Depends(require("worker", "hook", "admin"))
