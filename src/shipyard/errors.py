@@ -52,3 +52,34 @@ class VerificationError(ShipyardError):
 
 class LockTimeout(ShipyardError):
     """Another process holds a lock for longer than we are willing to wait."""
+
+
+class HttpError(ShipyardError):
+    """A request a server refuses; ``status`` is the HTTP status it answers with, and the
+    message the one line its clients (and so the CLI) show. The farm and the fleet raise
+    these under their own names (``FarmError``, ``FleetError``), so one set of status
+    classes serves both and one handler turns any of them into the same answer."""
+
+    status = 400
+
+
+class NotFound(HttpError):
+    status = 404
+
+
+class Conflict(HttpError):
+    """The request does not fit the current state (a stale attempt, an aborted build)."""
+
+    status = 409
+
+
+class Forbidden(HttpError):
+    status = 403
+
+
+class Unauthorized(HttpError):
+    status = 401
+
+
+class TooLarge(HttpError):
+    status = 413

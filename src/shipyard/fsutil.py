@@ -171,11 +171,7 @@ def walk(root: str | os.PathLike[str]) -> Iterator[tuple[str, list[str], list[st
         dirs: list[str] = []
         files: list[str] = []
         for entry in entries:
-            try:
-                is_dir = entry.is_dir(follow_symlinks=False)
-            except OSError:
-                is_dir = False
-            (dirs if is_dir else files).append(entry.name)
+            (dirs if _is_dir(entry) else files).append(entry.name)
         yield top, dirs, files
         stack.extend(os.path.join(top, name) for name in reversed(dirs))
 
@@ -298,13 +294,18 @@ def _clear_files(fd: int) -> list[str]:
         entries = list(listing)
     subdirs: list[str] = []
     for entry in entries:
-        try:
-            is_dir = entry.is_dir(follow_symlinks=False)
-        except OSError:
-            is_dir = False
-        if is_dir:
+        if _is_dir(entry):
             subdirs.append(entry.name)
             continue
         with contextlib.suppress(FileNotFoundError):
             _retry_writable(fd, os.unlink, entry.name)
     return subdirs
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    """A real directory (not a link to one); an entry that vanished or cannot be read
+    counts as a file."""
+    try:
+        return entry.is_dir(follow_symlinks=False)
+    except OSError:
+        return False

@@ -9,24 +9,17 @@ of stdin with ``--password-stdin`` (scripts, tests); never from the command line
 from __future__ import annotations
 
 import sys
-from typing import Any
 
 import typer
 
-from shipyard.cli.common import print_json, print_table, settings
+from shipyard.cli.common import print_json, print_table
+from shipyard.cli.farm_access import DB_HELP, farm_db, short_time
 from shipyard.errors import ShipyardError, UsageError
 
 app = typer.Typer(help="Web users who may force, abort, requeue and pause in the pages.",
                   no_args_is_help=True)
 
-DB_HELP = "Farm database URL (default: farm.db, else SQLite under the state dir)."
 STDIN_HELP = "Read the password from the first line of stdin instead of asking."
-
-
-def _db(ctx: typer.Context, db: str | None) -> Any:
-    from shipyard.farm.db import FarmDB, default_db_url
-
-    return FarmDB(default_db_url(settings(ctx, farm__db=db)))
 
 
 def _password(from_stdin: bool) -> str:
@@ -58,7 +51,7 @@ def add(
     from shipyard.web.users import add_user, check_name, find_user
 
     check_name(name)
-    database = _db(ctx, db)
+    database = farm_db(ctx, db)
     if find_user(database, name) is not None:  # say so before asking for a password
         raise ShipyardError(f"user {name!r} exists already (use farm user passwd)")
     password = _password(password_stdin)
@@ -78,7 +71,7 @@ def passwd(
     from shipyard.web.users import check_name, find_user, set_password
 
     check_name(name)
-    database = _db(ctx, db)
+    database = farm_db(ctx, db)
     if find_user(database, name) is None:
         raise ShipyardError(f"no user {name!r}")
     user = set_password(database, name, _password(password_stdin))
@@ -94,16 +87,13 @@ def list_cmd(
     """List users (never their password hashes)."""
     from shipyard.web.users import list_users
 
-    users = list_users(_db(ctx, db))
+    users = list_users(farm_db(ctx, db))
     if as_json:
         print_json([u.as_dict() for u in users])
         return
 
-    def short(moment: Any) -> str:
-        return moment.strftime("%Y-%m-%d %H:%M:%S") if moment else ""
-
     print_table(None, ["name", "created", "last sign-in"],
-                [(u.name, short(u.created_at), short(u.last_signin_at)) for u in users],
+                [(u.name, short_time(u.created_at), short_time(u.last_signin_at)) for u in users],
                 empty="no users")
 
 
@@ -116,5 +106,5 @@ def remove(
     """Remove a user; their open sessions end at once."""
     from shipyard.web.users import remove_user
 
-    user = remove_user(_db(ctx, db), name)
+    user = remove_user(farm_db(ctx, db), name)
     sys.stdout.write(f"removed user {user.name}\n")

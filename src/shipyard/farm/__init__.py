@@ -6,12 +6,12 @@ prepared statements), :mod:`.config` (:class:`~.config.FarmConfig`), :mod:`.view
 JSON views), :mod:`.buildlog`, :mod:`.buildrequests` (request a build), :mod:`.workers`
 (registration), :mod:`.leases` (claim, heartbeat, reports, finish, reap), :mod:`.artifacts`
 (uploaded packages), :mod:`.actions` (abort, requeue, pause), :mod:`.queries` (reads) and
-:mod:`.outbox` (failure mails). Around it: :mod:`.app` the HTTP API, :mod:`.coordinator`
-the process-local wake-ups and background loops, :mod:`.worker` and :mod:`.checkout` the
-worker, :mod:`.hook` the push hook, :mod:`.mailer` and :mod:`.publisher` what follows a
-failure or a success, :mod:`.tokens` the API tokens, :mod:`.client` the HTTP client they
-share. docs/farm.md is the operator's
-page.
+:mod:`.outbox` (failure mails). Around it: :mod:`.app` the HTTP API (its routers in
+:mod:`.routes`), :mod:`.coordinator` the process-local wake-ups and background loops,
+:mod:`.worker` the worker process (one build: :mod:`.buildrun`, with :mod:`.reporters`,
+:mod:`.logsink` and :mod:`.checkout`), :mod:`.hook` the push hook, :mod:`.mailer` and
+:mod:`.publisher` what follows a failure or a success, :mod:`.tokens` the API tokens,
+:mod:`.client` the HTTP client they share. docs/farm.md is the operator's page.
 
 Layer (docs/architecture.md): above ``node`` and ``repo`` (the publisher uploads and
 publishes through :mod:`shipyard.repo`), below ``web``: :func:`.app.create_app` is the JSON

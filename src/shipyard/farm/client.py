@@ -32,6 +32,7 @@ from shipyard.formats.farm import (
     RegisterIn,
     StoredArtifact,
 )
+from shipyard.formats.http import error_detail
 
 RETRYABLE_STATUS = {502, 503, 504}
 MAX_BACKOFF = 2.0  # seconds between tries while the coordinator is down: cheap for it, and
@@ -44,21 +45,6 @@ class ApiError(ShipyardError):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
-
-
-def _detail(response: httpx.Response) -> str:
-    try:
-        data = response.json()
-    except ValueError:
-        return response.text.strip()[:300] or response.reason_phrase
-    detail = data.get("detail") if isinstance(data, dict) else None
-    if isinstance(detail, list):  # FastAPI validation errors
-        parts = []
-        for item in detail[:3]:
-            where = ".".join(str(p) for p in item.get("loc", [])[1:])
-            parts.append(f"{where}: {item.get('msg')}" if where else str(item.get("msg")))
-        return "; ".join(parts)
-    return str(detail) if detail else response.text.strip()[:300]
 
 
 class FarmClient:
@@ -100,9 +86,9 @@ class FarmClient:
                 if response.status_code not in RETRYABLE_STATUS and response.status_code < 500:
                     raise ApiError(response.status_code,
                                    f"coordinator refused {method} {path}: "
-                                   f"{response.status_code} {_detail(response)}")
+                                   f"{response.status_code} {error_detail(response)}")
                 problem = (f"coordinator {self.url} answered {response.status_code}: "
-                           f"{_detail(response)}")
+                           f"{error_detail(response)}")
             if (deadline is not None and time.monotonic() >= deadline) or (stop and stop()):
                 raise CoordinatorUnreachable(problem)
             time.sleep(delay * (0.5 + random.random()))

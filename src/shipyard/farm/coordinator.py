@@ -22,6 +22,7 @@ from sqlalchemy import select, update
 from starlette.concurrency import run_in_threadpool
 
 from shipyard.config import Settings
+from shipyard.db.background import listen, stop_tasks
 from shipyard.db.farm_models import FarmToken, FarmWorker
 from shipyard.farm import events, leases, mailer, statements
 from shipyard.farm.config import FarmConfig
@@ -177,12 +178,7 @@ class Coordinator:
     async def stop(self) -> None:
         self._stop.set()
         self.wake_claims()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        self._tasks.clear()
+        await stop_tasks(self._tasks)
 
     @property
     def stopping(self) -> bool:
@@ -247,19 +243,5 @@ class Coordinator:
     def _listen(self) -> None:
         """LISTEN for requests queued through other coordinators (PostgreSQL). A listener
         misses what is sent while it is disconnected, so waiting claims also poll."""
-        import psycopg
-
-        url = self.db.url.replace("postgresql+psycopg://", "postgresql://", 1)
-        backoff = 0.5
-        while not self._stop.is_set():
-            try:
-                with psycopg.connect(url, autocommit=True) as conn:
-                    conn.execute(f"LISTEN {statements.NOTIFY_CHANNEL}")
-                    backoff = 0.5
-                    while not self._stop.is_set():
-                        for _note in conn.notifies(timeout=1.0, stop_after=1):
-                            self.wake_claims_threadsafe()
-            except Exception as exc:
-                log.warning("listener: %s: %s", type(exc).__name__, exc)
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, 10.0)
+        listen(self.db.url, statements.NOTIFY_CHANNEL, self._stop,
+               lambda _payload: self.wake_claims_threadsafe(), log)

@@ -1,37 +1,25 @@
-"""Farm errors that carry an HTTP status, so the API and the CLI report the same one line."""
+"""Farm errors: a refusal carries its HTTP status (:class:`shipyard.errors.HttpError`), so
+the API and the CLI report the same one line; the status classes are the base's."""
 
 from __future__ import annotations
 
-from shipyard.errors import ShipyardError
+from shipyard.errors import (
+    Conflict,
+    Forbidden,
+    HttpError,
+    NotFound,
+    ShipyardError,
+    TooLarge,
+    Unauthorized,
+)
 
-
-class FarmError(ShipyardError):
-    """A request the coordinator refuses; ``status`` is the HTTP status it answers with."""
-
-    status = 400
-
-
-class NotFound(FarmError):
-    status = 404
-
-
-class Conflict(FarmError):
-    """The request does not fit the current state (a stale attempt, an aborted build)."""
-
-    status = 409
-
-
-class Forbidden(FarmError):
-    status = 403
-
-
-class TooLarge(FarmError):
-    status = 413
-
-
-class Unauthorized(FarmError):
-    status = 401
+# The farm's name for a refusal: NotFound, Conflict... are FarmErrors too.
+FarmError = HttpError
 
 
 class CoordinatorUnreachable(ShipyardError):
     """The coordinator did not answer (connection refused, timeout, 5xx)."""
+
+
+__all__ = ["Conflict", "CoordinatorUnreachable", "FarmError", "Forbidden", "NotFound",
+           "TooLarge", "Unauthorized"]

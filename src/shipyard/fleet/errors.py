@@ -1,25 +1,11 @@
-"""Fleet errors with the HTTP status the API answers with (the CLI prints the same line)."""
+"""Fleet errors with the HTTP status the API answers with (the CLI prints the same line);
+the status classes are the base's (:class:`shipyard.errors.HttpError`)."""
 
 from __future__ import annotations
 
-from shipyard.errors import ShipyardError
+from shipyard.errors import Conflict, Forbidden, HttpError, NotFound, Unauthorized
 
+# The fleet's name for a refusal: NotFound, Conflict... are FleetErrors too.
+FleetError = HttpError
 
-class FleetError(ShipyardError):
-    status = 400
-
-
-class NotFound(FleetError):
-    status = 404
-
-
-class Forbidden(FleetError):
-    status = 403
-
-
-class Unauthorized(FleetError):
-    status = 401
-
-
-class Conflict(FleetError):
-    status = 409
+__all__ = ["Conflict", "FleetError", "Forbidden", "NotFound", "Unauthorized"]

@@ -16,13 +16,13 @@ read of the fleet's rows, not 1,000 reads of each node's own.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import threading
 import time
 
 from starlette.concurrency import run_in_threadpool
 
+from shipyard.db.background import listen, stop_tasks
 from shipyard.fleet import service
 from shipyard.fleet import snapshot as snapshots
 from shipyard.fleet.db import FleetDB
@@ -116,12 +116,7 @@ class Hub:
     async def stop(self) -> None:
         self._stop.set()
         self.changed()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        self._tasks.clear()
+        await stop_tasks(self._tasks)
 
     def _read_revision(self) -> int:
         with self.db.rtx() as conn:
@@ -156,21 +151,6 @@ class Hub:
                 self.changed(await run_in_threadpool(self._read_revision))
 
     def _listen(self) -> None:
-        import psycopg
-
-        url = self.db.url.replace("postgresql+psycopg://", "postgresql://", 1)
-        backoff = 0.5
-        while not self._stop.is_set():
-            try:
-                with psycopg.connect(url, autocommit=True) as conn:
-                    conn.execute(f"LISTEN {service.NOTIFY_CHANNEL}")
-                    backoff = 0.5
-                    while not self._stop.is_set():
-                        for note in conn.notifies(timeout=1.0, stop_after=1):
-                            payload = note.payload
-                            self.changed_threadsafe(int(payload) if payload.isdigit()
-                                                    else None)
-            except Exception as exc:
-                log.warning("fleet listener: %s: %s", type(exc).__name__, exc)
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, 10.0)
+        listen(self.db.url, service.NOTIFY_CHANNEL, self._stop,
+               lambda payload: self.changed_threadsafe(int(payload) if payload.isdigit()
+                                                       else None), log, "fleet listener")

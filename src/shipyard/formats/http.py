@@ -2,12 +2,24 @@
 
 FastAPI answers an error as ``{"detail": "..."}``, or, for a body that does not validate,
 ``{"detail": [{"loc": [...], "msg": "..."}, ...]}``; a proxy in front may answer plain text.
-Every client turns any of these into the one line it shows the user.
+Every client turns any of these into the one line it shows the user; :func:`refusal` is
+the other end, the answer a server gives for a :class:`~shipyard.errors.ShipyardError`.
 """
 
 from __future__ import annotations
 
 import httpx
+
+from shipyard.errors import HttpError, ShipyardError
+
+
+def refusal(exc: ShipyardError) -> tuple[dict[str, str], int, dict[str, str] | None]:
+    """The JSON body, status and headers that answer ``exc``: an
+    :class:`~shipyard.errors.HttpError` with its status, any other error with 400; a 401
+    names the scheme the client should use."""
+    status = exc.status if isinstance(exc, HttpError) else 400
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return {"detail": exc.message}, status, headers
 
 
 def error_detail(response: httpx.Response) -> str:

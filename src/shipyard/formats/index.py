@@ -127,9 +127,7 @@ class ChannelIndex:
     @classmethod
     def from_bytes(cls, data: bytes, where: str) -> ChannelIndex:
         try:
-            parsed = json.loads(data)
-            if parsed.get("format") != FORMAT:
-                raise ValueError(f"unsupported format {parsed.get('format')!r}")
+            parsed = _document(data)
             packages = [PackageEntry.from_dict(p, where) for p in parsed["packages"]]
             return cls(str(parsed["channel"]), int(parsed["serial"]), packages)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -239,9 +237,7 @@ class Release:
     @classmethod
     def from_bytes(cls, data: bytes, where: str) -> Release:
         try:
-            parsed = json.loads(data)
-            if parsed.get("format") != FORMAT:
-                raise ValueError(f"unsupported format {parsed.get('format')!r}")
+            parsed = _document(data)
             channels = {
                 str(name): ChannelRef(int(ref["priority"]), str(ref["path"]), int(ref["size"]),
                                       str(ref["sha256"]), int(ref["count"]))
@@ -287,3 +283,11 @@ def index_path(channel: str) -> str:
 
 def generation_path(serial: int) -> str:
     return f"generations/{serial}"
+
+
+def _document(data: bytes) -> Any:
+    """The JSON of an index or a release, refused (ValueError) unless in our format."""
+    parsed = json.loads(data)
+    if parsed.get("format") != FORMAT:
+        raise ValueError(f"unsupported format {parsed.get('format')!r}")
+    return parsed

@@ -47,6 +47,7 @@ from shipyard.config import Settings
 from shipyard.errors import ShipyardError
 from shipyard.fsutil import atomic_write
 from shipyard.link.adapters import valid_host
+from shipyard.link.inventory import Instance
 from shipyard.manifest import LinkAnnounce
 
 SECTION = "link"
@@ -180,6 +181,21 @@ def ensure_runtime(settings: Settings, runtime_dir: Path, coordinate: str,
     service_user = svc_users.ensure(settings, user or svc_users.current_user_name())
     svc_runtime.ensure(svc_runtime.runtime_for(settings, ServiceCoord.parse(coordinate)),
                        service_user)
+
+
+
+def prepare_runtime(settings: Settings, instance: Instance) -> str | None:
+    """Make sure the instance's runtime dir exists before its adapter runs in it; what
+    went wrong as one line, or None."""
+    if instance.runtime_dir is None:
+        return None
+    try:
+        ensure_runtime(settings, instance.runtime_dir, instance.coordinate, instance.user)
+    except ShipyardError as exc:
+        return exc.message
+    except OSError as exc:
+        return f"cannot create runtime dir {instance.runtime_dir}: {exc.strerror}"
+    return None
 
 
 def write_config(settings: Settings, path: Path, config: GeneratedConfig, *,

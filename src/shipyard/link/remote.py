@@ -75,19 +75,6 @@ def local_instance(settings: Settings, service: str) -> Instance | None:
     return instance_for(settings, registration)
 
 
-def _prepare(settings: Settings, instance: Instance) -> str | None:
-    if instance.runtime_dir is None:
-        return None
-    try:
-        generate.ensure_runtime(settings, instance.runtime_dir, instance.coordinate,
-                                instance.user)
-    except ShipyardError as exc:
-        return exc.message
-    except OSError as exc:
-        return f"cannot create runtime dir {instance.runtime_dir}: {exc.strerror}"
-    return None
-
-
 def announce(settings: Settings, instance: Instance, spec: LinkAnnounce,
              running: Running | None = None) -> LinkData | str:
     """The announcer's data from its adapter (its generated config created if missing),
@@ -107,7 +94,7 @@ def announce(settings: Settings, instance: Instance, spec: LinkAnnounce,
         run_as = adapters.resolve_user(instance.user)
     except LookupError as exc:
         return f"announce adapter: {exc}"
-    problem = _prepare(settings, instance)
+    problem = generate.prepare_runtime(settings, instance)
     if problem:
         return f"announce adapter: {problem}"
     extra = {"interface": spec.interface}
@@ -137,7 +124,7 @@ def accept(settings: Settings, instance: Instance, spec: LinkAccept, announcer: 
         run_as = adapters.resolve_user(instance.user)
     except LookupError as exc:
         return f"accept adapter: {exc}", None
-    problem = _prepare(settings, instance)
+    problem = generate.prepare_runtime(settings, instance)
     if problem:
         return f"accept adapter: {problem}", None
     # As for local pairs: the password travels in the environment, on the command line

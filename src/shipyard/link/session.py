@@ -15,7 +15,6 @@ import time
 from collections.abc import Callable
 
 from shipyard.config import Settings
-from shipyard.errors import ShipyardError
 from shipyard.link import adapters, generate
 from shipyard.link.inventory import Instance
 from shipyard.link.report import Outcome, Report
@@ -74,13 +73,4 @@ class Session:
 
     def prepare(self, instance: Instance) -> str | None:
         """Make sure the instance's runtime dir exists before its adapter runs in it."""
-        if instance.runtime_dir is None:
-            return None
-        try:
-            generate.ensure_runtime(self.settings, instance.runtime_dir, instance.coordinate,
-                                    instance.user)
-        except ShipyardError as exc:
-            return exc.message
-        except OSError as exc:
-            return f"cannot create runtime dir {instance.runtime_dir}: {exc.strerror}"
-        return None
+        return generate.prepare_runtime(self.settings, instance)

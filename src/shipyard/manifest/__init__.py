@@ -5,23 +5,8 @@ Layer: base (docs/architecture.md). The face every stage imports: the data
 schema checker the parser is built from (:mod:`.schema`).
 """
 
-from shipyard.manifest.model import (
-    MANIFEST_NAME,
-    ON_CHANGE,
-    PARAM_TYPES,
-    PASSWORD_VIA,
-    BuildSpec,
-    LinkAccept,
-    LinkAnnounce,
-    Manifest,
-    ParamSpec,
-    ServiceSpec,
-    check_param_value,
-)
+from shipyard.manifest import model
+from shipyard.manifest.model import *  # noqa: F403  (the data, as model.__all__ lists it)
 from shipyard.manifest.parse import load_manifest, parse_manifest
 
-__all__ = [
-    "MANIFEST_NAME", "ON_CHANGE", "PARAM_TYPES", "PASSWORD_VIA", "BuildSpec", "LinkAccept",
-    "LinkAnnounce", "Manifest", "ParamSpec", "ServiceSpec", "check_param_value",
-    "load_manifest", "parse_manifest",
-]
+__all__ = [*model.__all__, "load_manifest", "parse_manifest"]

@@ -11,6 +11,12 @@ from typing import Any
 
 from shipyard.coords import PackageCoord, Requirement
 
+# What the package's face (shipyard.manifest) shows of the data.
+__all__ = [
+    "MANIFEST_NAME", "ON_CHANGE", "PARAM_TYPES", "PASSWORD_VIA", "BuildSpec", "LinkAccept",
+    "LinkAnnounce", "Manifest", "ParamSpec", "ServiceSpec", "check_param_value",
+]
+
 MANIFEST_NAME = "shipyard.toml"
 
 

@@ -27,7 +27,7 @@ from shipyard.formats.index import (
     sha256_bytes,
 )
 from shipyard.formats.signing import PrivateKey, sign_detached
-from shipyard.fsutil import fsync_dir, remove_tree
+from shipyard.fsutil import atomic_write, fsync_dir, remove_tree
 from shipyard.repo.layout import Repository
 from shipyard.repo.store import RepoStore
 
@@ -64,28 +64,18 @@ def build_generation(repo: Repository, store: RepoStore, key: PrivateKey | None,
         # publication that is nothing, so a fast-track pass never leaks its packages.
         entries = store.channel_entries(name) if name in channels or old else []
         data = ChannelIndex(name, serial, entries).to_bytes()
-        write_durable(target, data)
+        atomic_write(target, data)
         refs[name] = ChannelRef(priority, index_path(name), len(data), sha256_bytes(data),
                                 len(entries))
     now = datetime.now(UTC).replace(microsecond=0)
     release = Release(serial, iso(now),
                       iso(now + timedelta(days=repo.config.valid_days)), refs)
     data = release.to_bytes()
-    write_durable(generation / RELEASE_NAME, data)
+    atomic_write(generation / RELEASE_NAME, data)
     if key is not None:
-        write_durable(generation / SIGNATURE_NAME, sign_detached(data, [key]))
+        atomic_write(generation / SIGNATURE_NAME, sign_detached(data, [key]))
     for directory in [*dirs, generation / "dists", generation, repo.generations]:
         fsync_dir(directory)
-
-
-def write_durable(path: Path, data: bytes) -> None:
-    """A new file in a generation that is not yet current (no temporary name needed:
-    nobody reads the tree before the flip)."""
-    with open(path, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.chmod(path, 0o644)
 
 
 def link_or_copy(source: Path, target: Path) -> None:

@@ -1,0 +1,86 @@
+"""The anonymous reads of the coordinator's API (the seed: anyone may watch the farm)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import FileResponse
+
+from shipyard import __version__
+from shipyard.farm import artifacts, buildlog, queries
+from shipyard.farm.routes.auth import MAX_ID, BuildId, coordinator_of
+from shipyard.formats.farm import (
+    BuildDetail,
+    BuildView,
+    LogText,
+    PackageView,
+    StalePackage,
+    Stats,
+    WorkerView,
+)
+
+
+def public_routes() -> APIRouter:
+    router = APIRouter(prefix="/api", tags=["read"])
+
+    @router.get("/health")
+    def health(request: Request) -> dict[str, Any]:
+        coordinator = coordinator_of(request)
+        return {"ok": True, "version": __version__, "instance": coordinator.instance,
+                "database": coordinator.db.dialect,
+                "repository": str(coordinator.repo_dir) if coordinator.repo_dir else None,
+                "last_publish": coordinator.last_publish}
+
+    @router.get("/builds", response_model=list[BuildView])
+    def builds(request: Request, state: str | None = None, package: str | None = None,
+               worker: str | None = None, limit: int = Query(50, ge=1, le=1000),
+               before: int | None = Query(None, ge=1, le=MAX_ID)) -> list[dict[str, Any]]:
+        c = coordinator_of(request)
+        return queries.list_builds(c.db, c.cfg, state=state, package=package, worker=worker,
+                                   limit=limit, before=before)
+
+    @router.get("/builds/{build_id}", response_model=BuildDetail)
+    def build(request: Request, build_id: BuildId) -> dict[str, Any]:
+        c = coordinator_of(request)
+        return queries.get_build(c.db, c.cfg, build_id)
+
+    @router.get("/builds/{build_id}/log", response_model=LogText)
+    def build_log(request: Request, build_id: BuildId, offset: int = Query(0, ge=0, le=MAX_ID),
+                  limit: int = Query(1 << 20, ge=1, le=16 << 20)) -> dict[str, Any]:
+        c = coordinator_of(request)
+        return buildlog.read_log(c.db, c.cfg, build_id, offset, limit)
+
+    @router.get("/builds/{build_id}/artifact")
+    def build_artifact(request: Request, build_id: BuildId) -> FileResponse:
+        c = coordinator_of(request)
+        path = artifacts.artifact_path(c.db, c.cfg, build_id)
+        return FileResponse(path, filename=path.name, media_type="application/octet-stream")
+
+    @router.get("/workers", response_model=list[WorkerView])
+    def workers(request: Request) -> list[dict[str, Any]]:
+        c = coordinator_of(request)
+        return queries.list_workers(c.db, c.cfg)
+
+    @router.get("/workers/{name}", response_model=WorkerView)
+    def worker(request: Request, name: str) -> dict[str, Any]:
+        c = coordinator_of(request)
+        return queries.get_worker(c.db, c.cfg, name)
+
+    @router.get("/packages", response_model=list[PackageView])
+    def packages(request: Request) -> list[dict[str, Any]]:
+        return queries.list_packages(coordinator_of(request).db)
+
+    @router.get("/packages/{name}", response_model=PackageView)
+    def package(request: Request, name: str) -> dict[str, Any]:
+        return queries.get_package(coordinator_of(request).db, name)
+
+    @router.get("/stale", response_model=list[StalePackage])
+    def stale(request: Request, days: float = Query(2.0, ge=0, le=36500)) -> list[dict[str, Any]]:
+        return queries.stale(coordinator_of(request).db, days)
+
+    @router.get("/stats", response_model=Stats)
+    def stats(request: Request) -> dict[str, Any]:
+        return queries.stats(coordinator_of(request).db)
+
+    return router
