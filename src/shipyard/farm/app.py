@@ -222,19 +222,19 @@ def _public_routes() -> APIRouter:
     @router.get("/builds", response_model=list[BuildView])
     def builds(request: Request, state: str | None = None, package: str | None = None,
                worker: str | None = None, limit: int = Query(50, ge=1, le=1000),
-               before: int | None = Query(None, ge=1, le=MAX_ID)) -> list[dict[str, Any]]:
+               before: int | None = Query(None, ge=1, le=MAX_ID)) -> list[BuildView]:
         c = _coordinator(request)
         return queries.list_builds(c.db, c.cfg, state=state, package=package, worker=worker,
                                    limit=limit, before=before)
 
     @router.get("/builds/{build_id}", response_model=BuildDetail)
-    def build(request: Request, build_id: BuildId) -> dict[str, Any]:
+    def build(request: Request, build_id: BuildId) -> BuildDetail:
         c = _coordinator(request)
         return queries.get_build(c.db, c.cfg, build_id)
 
     @router.get("/builds/{build_id}/log", response_model=LogText)
     def build_log(request: Request, build_id: BuildId, offset: int = Query(0, ge=0, le=MAX_ID),
-                  limit: int = Query(1 << 20, ge=1, le=16 << 20)) -> dict[str, Any]:
+                  limit: int = Query(1 << 20, ge=1, le=16 << 20)) -> LogText:
         c = _coordinator(request)
         return buildlog.read_log(c.db, c.cfg, build_id, offset, limit)
 
@@ -245,29 +245,29 @@ def _public_routes() -> APIRouter:
         return FileResponse(path, filename=path.name, media_type="application/octet-stream")
 
     @router.get("/workers", response_model=list[WorkerView])
-    def workers(request: Request) -> list[dict[str, Any]]:
+    def workers(request: Request) -> list[WorkerView]:
         c = _coordinator(request)
         return queries.list_workers(c.db, c.cfg)
 
     @router.get("/workers/{name}", response_model=WorkerView)
-    def worker(request: Request, name: str) -> dict[str, Any]:
+    def worker(request: Request, name: str) -> WorkerView:
         c = _coordinator(request)
         return queries.get_worker(c.db, c.cfg, name)
 
     @router.get("/packages", response_model=list[PackageView])
-    def packages(request: Request) -> list[dict[str, Any]]:
+    def packages(request: Request) -> list[PackageView]:
         return queries.list_packages(_coordinator(request).db)
 
     @router.get("/packages/{name}", response_model=PackageView)
-    def package(request: Request, name: str) -> dict[str, Any]:
+    def package(request: Request, name: str) -> PackageView:
         return queries.get_package(_coordinator(request).db, name)
 
     @router.get("/stale", response_model=list[StalePackage])
-    def stale(request: Request, days: float = Query(2.0, ge=0, le=36500)) -> list[dict[str, Any]]:
-        return queries.stale(_coordinator(request).db, days)
+    def stale(request: Request, days: float = Query(2.0, ge=0, le=36500)) -> list[StalePackage]:
+        return queries.stale_packages(_coordinator(request).db, days)
 
     @router.get("/stats", response_model=Stats)
-    def stats(request: Request) -> dict[str, Any]:
+    def stats(request: Request) -> Stats:
         return queries.stats(_coordinator(request).db)
 
     return router
@@ -284,13 +284,13 @@ def _worker_routes() -> APIRouter:
 
     @_route(router, "POST", "/workers/register", worker_only, response_model=Registered)
     def register(request: Request, body: RegisterIn,
-                 token: TokenInfo = Depends(auth)) -> dict[str, Any]:
+                 token: TokenInfo = Depends(auth)) -> Registered:
         c = _coordinator(request)
         result = workers.register_worker(c.db, c.cfg, token.id, body.name, body.platforms,
                                          body.capacity, body.http_url)
         c.forget_worker(body.name)
-        events.worker_registered(body.name, result["requeued"])
-        if result["requeued"]:
+        events.worker_registered(body.name, result.requeued)
+        if result.requeued:
             c.wake_claims_threadsafe()
         return result
 
@@ -324,14 +324,14 @@ def _worker_routes() -> APIRouter:
     @_route(router, "POST", "/builds/{build_id}/heartbeat", worker_only,
             response_model=HeartbeatOut)
     def heartbeat(request: Request, build_id: BuildId, body: AttemptIn,
-                  token: TokenInfo = Depends(auth)) -> dict[str, Any]:
+                  token: TokenInfo = Depends(auth)) -> HeartbeatOut:
         c = _coordinator(request)
         c.check_worker(body.worker, token)
         return leases.heartbeat(c.db, c.cfg, build_id, body.worker, body.attempt)
 
     @_route(router, "POST", "/builds/{build_id}/log", worker_only, response_model=LogOut)
     def append_log(request: Request, build_id: BuildId, body: LogIn,
-                   token: TokenInfo = Depends(auth)) -> dict[str, Any]:
+                   token: TokenInfo = Depends(auth)) -> LogOut:
         c = _coordinator(request)
         c.check_worker(body.worker, token)
         return leases.report_log(c.db, c.cfg, build_id, body.worker, body.attempt, body.pos,
@@ -341,7 +341,7 @@ def _worker_routes() -> APIRouter:
             response_model=StoredArtifact)
     async def upload(request: Request, build_id: BuildId, worker: str = Query(..., max_length=100),
                      attempt: int = Query(..., ge=1), filename: str = Query(..., max_length=300),
-                     token: TokenInfo = Depends(auth)) -> dict[str, Any]:
+                     token: TokenInfo = Depends(auth)) -> StoredArtifact:
         """The package archive as the raw request body (at most farm.max_upload_bytes)."""
         c = _coordinator(request)
         cap = c.cfg.max_upload_bytes
@@ -379,14 +379,14 @@ def _worker_routes() -> APIRouter:
     @_route(router, "POST", "/builds/{build_id}/finish", worker_only, response_model=Finished,
             response_model_exclude_unset=True)
     def finish(request: Request, build_id: BuildId, body: FinishIn,
-               token: TokenInfo = Depends(auth)) -> dict[str, Any]:
+               token: TokenInfo = Depends(auth)) -> Finished:
         c = _coordinator(request)
         c.check_worker(body.worker, token)
         result = leases.finish(c.db, c.cfg, build_id, body.worker, body.attempt, body.result,
                                 body.reason, body.tail, body.log_pos, body.log)
-        state = result["build"]["state"]
-        events.finished(result["build"], body.worker, body.attempt, body.result)
-        request.app.state.metrics.build_finished(result["build"])
+        state = result.build.state
+        events.finished(result.build, body.worker, body.attempt, body.result)
+        request.app.state.metrics.build_finished(result.build)
         if state == "failed":
             c.loop.call_soon_threadsafe(c.wake_mailer)  # type: ignore[union-attr]
         elif state == "succeeded":
@@ -398,10 +398,10 @@ def _worker_routes() -> APIRouter:
             # forgotten meanwhile) must not turn its answer into an error; the worker's
             # own claim then says what is wrong.
             try:
-                result["next"] = leases.claim(c.db, c.cfg, body.worker, token.id)
-                events.claimed(result["next"], body.worker)
+                result.next = leases.claim(c.db, c.cfg, body.worker, token.id)
+                events.claimed(result.next, body.worker)
             except FarmError:
-                result["next"] = None
+                result.next = None
         return result
 
     return router
@@ -438,18 +438,18 @@ def _control_routes() -> APIRouter:
     requesters = ("hook", "admin")
     admins = ("admin",)
 
-    def _after_request(c: Coordinator, build: dict[str, Any], created: bool, by: str) -> None:
+    def _after_request(c: Coordinator, build: BuildView, created: bool, by: str) -> None:
         events.requested(build, created, by)
         if not created:
             return
-        if build["state"] == "queued":
+        if build.state == "queued":
             c.wake_claims_threadsafe()
-        elif build["state"] == "failed":
+        elif build.state == "failed":
             c.loop.call_soon_threadsafe(c.wake_mailer)  # type: ignore[union-attr]
 
     @_route(router, "POST", "/builds", requesters, status_code=200, response_model=Requested)
     def request_build(request: Request, body: BuildRequestIn, response: Response,
-                      token: TokenInfo = Depends(require(*requesters))) -> dict[str, Any]:
+                      token: TokenInfo = Depends(require(*requesters))) -> Requested:
         """Queue a build of (package, version, commit) unless that version is queued,
         running or built already; answers 201 when a build was created."""
         c = _coordinator(request)
@@ -457,24 +457,24 @@ def _control_routes() -> APIRouter:
                                                      token.name)
         _after_request(c, build, created, token.name)
         response.status_code = 201 if created else 200
-        return {"build": build, "created": created, "note": note}
+        return Requested(build=build, created=created, note=note)
 
     @_route(router, "POST", "/packages/{name}/builds", requesters, status_code=200,
             response_model=Requested)
     def request_package_build(request: Request, name: str, body: PackageBuildIn,
                               response: Response,
                               token: TokenInfo = Depends(require(*requesters))
-                              ) -> dict[str, Any]:
+                              ) -> Requested:
         c = _coordinator(request)
         build, created, note = buildrequests.request_package_build(c.db, c.cfg, name, body.commit,
                                                              body.force, token.name)
         _after_request(c, build, created, token.name)
         response.status_code = 201 if created else 200
-        return {"build": build, "created": created, "note": note}
+        return Requested(build=build, created=created, note=note)
 
     @_route(router, "POST", "/builds/{build_id}/abort", admins, response_model=BuildView)
     def abort(request: Request, build_id: BuildId,
-              token: TokenInfo = Depends(require(*admins))) -> dict[str, Any]:
+              token: TokenInfo = Depends(require(*admins))) -> BuildView:
         c = _coordinator(request)
         build = actions.abort(c.db, c.cfg, build_id, token.name)
         events.aborted(build, token.name)
@@ -482,7 +482,7 @@ def _control_routes() -> APIRouter:
 
     @_route(router, "POST", "/builds/{build_id}/requeue", admins, response_model=BuildView)
     def requeue(request: Request, build_id: BuildId,
-                token: TokenInfo = Depends(require(*admins))) -> dict[str, Any]:
+                token: TokenInfo = Depends(require(*admins))) -> BuildView:
         c = _coordinator(request)
         build = actions.requeue(c.db, c.cfg, build_id, token.name)
         events.requeued(build, token.name)
@@ -491,7 +491,7 @@ def _control_routes() -> APIRouter:
 
     @_route(router, "POST", "/workers/{name}/pause", admins, response_model=WorkerView)
     def pause(request: Request, name: str,
-              token: TokenInfo = Depends(require(*admins))) -> dict[str, Any]:
+              token: TokenInfo = Depends(require(*admins))) -> WorkerView:
         c = _coordinator(request)
         view = actions.set_worker_paused(c.db, c.cfg, name, True)
         events.worker_paused(name, True)
@@ -499,7 +499,7 @@ def _control_routes() -> APIRouter:
 
     @_route(router, "POST", "/workers/{name}/resume", admins, response_model=WorkerView)
     def resume(request: Request, name: str,
-               token: TokenInfo = Depends(require(*admins))) -> dict[str, Any]:
+               token: TokenInfo = Depends(require(*admins))) -> WorkerView:
         c = _coordinator(request)
         view = actions.set_worker_paused(c.db, c.cfg, name, False)
         events.worker_paused(name, False)

@@ -88,9 +88,9 @@ def router() -> APIRouter:
             queued=farm.list_builds(db, cfg, state="queued", limit=HISTORY),
             running=farm.list_builds(db, cfg, state="running", limit=HISTORY),
             failures=farm.list_failures(db, cfg, limit=10),
-            workers=workers, online=sum(1 for w in workers if w["status"] != "offline"),
+            workers=workers, online=sum(1 for w in workers if w.status != "offline"),
             failed_today=queries.failures_since(db, 24),
-            stale=farm.stale(db, web.stale_days), stale_days=web.stale_days)
+            stale=farm.stale_packages(db, web.stale_days), stale_days=web.stale_days)
 
     @r.get("/builds", response_class=HTMLResponse)
     @page
@@ -108,7 +108,7 @@ def router() -> APIRouter:
         older = None
         if len(rows) == HISTORY and state != "queued":
             params = {"state": state, "package": package, "worker": worker,
-                      "before": rows[-1]["id"]}
+                      "before": rows[-1].id}
             older = "/builds?" + "&".join(f"{k}={quote(str(v), safe=':')}"
                                           for k, v in params.items() if v)
         return render(web, request, visitor, "builds.html", "Builds", refresh=before is None,
@@ -120,12 +120,12 @@ def router() -> APIRouter:
     def build(request: Request, web: Web, visitor: Visitor, build_id: BuildId) -> Response:
         db, cfg = web.db, web.cfg
         view = farm.get_build(db, cfg, build_id)
-        start = max(0, int(view["log_bytes"]) - INITIAL_LOG_BYTES)
+        start = max(0, view.log_bytes - INITIAL_LOG_BYTES)
         log = buildlog.read_log(db, cfg, build_id, start, INITIAL_LOG_BYTES + STREAM_CHUNK)
-        title = f"Build {build_id}: {view['package']} {view.get('version') or ''}".strip()
+        title = f"Build {build_id}: {view.package} {view.version or ''}".strip()
         return render(web, request, visitor, "build.html", title, build=view, log=log,
-                      log_skipped=start, live=view["state"] in LIVE_STATES,
-                      final=view["state"] in FINAL_STATES,
+                      log_skipped=start, live=view.state in LIVE_STATES,
+                      final=view.state in FINAL_STATES,
                       max_attempts=cfg.max_attempts)
 
     @r.get("/builds/{build_id}/log.txt", response_class=PlainTextResponse)
@@ -133,7 +133,7 @@ def router() -> APIRouter:
     def build_log_text(request: Request, web: Web, visitor: Visitor,
                        build_id: BuildId) -> Response:
         log = buildlog.read_log(web.db, web.cfg, build_id, 0, 64 << 20)
-        response = PlainTextResponse(log["text"])
+        response = PlainTextResponse(log.text)
         response.headers["X-Content-Type-Options"] = "nosniff"
         return response
 
@@ -162,10 +162,10 @@ def router() -> APIRouter:
                     build_id: BuildId) -> Response:
         view = await run_in_threadpool(actions.abort, web.db, web.cfg, build_id,
                                        visitor.actor)
-        if view["state"] == "cancelled":
+        if view.state == "cancelled":
             message = f"Build {build_id} was cancelled before it started."
         else:
-            message = (f"Abort requested: worker {view['worker']} stops build {build_id} "
+            message = (f"Abort requested: worker {view.worker} stops build {build_id} "
                        "at its next heartbeat.")
         return redirect(web, f"/builds/{build_id}", message)
 
@@ -176,8 +176,8 @@ def router() -> APIRouter:
         view = await run_in_threadpool(actions.requeue, web.db, web.cfg, build_id,
                                        visitor.actor)
         web.coordinator.wake_claims()
-        return redirect(web, f"/builds/{view['id']}",
-                        f"Build {view['id']} queued: {view['package']} at the commit of "
+        return redirect(web, f"/builds/{view.id}",
+                        f"Build {view.id} queued: {view.package} at the commit of "
                         f"build {build_id}.")
 
     @r.get("/packages", response_class=HTMLResponse)
@@ -191,7 +191,7 @@ def router() -> APIRouter:
     def package(request: Request, web: Web, visitor: Visitor, name: str) -> Response:
         view = farm.get_package(web.db, name)
         history = farm.list_builds(web.db, web.cfg, package=name, limit=HISTORY)
-        last_success = next((b for b in history if b["state"] == "succeeded"), None)
+        last_success = next((b for b in history if b.state == "succeeded"), None)
         published = repoview.published_versions(web.coordinator.repo_dir, name)
         return render(web, request, visitor, "package.html", f"Package {name}",
                       package=view, builds=history, last_success=last_success,
@@ -203,11 +203,11 @@ def router() -> APIRouter:
                     name: str) -> Response:
         view, created, note = await run_in_threadpool(
             buildrequests.request_package_build, web.db, web.cfg, name, None, True, visitor.actor)
-        if created and view["state"] == "queued":
+        if created and view.state == "queued":
             web.coordinator.wake_claims()
-        message = (f"Build {view['id']} queued: {name} {view.get('version') or ''}".rstrip()
+        message = (f"Build {view.id} queued: {name} {view.version or ''}".rstrip()
                    + "." if created else f"No new build: {note.strip()}.")
-        return redirect(web, f"/builds/{view['id']}", message)
+        return redirect(web, f"/builds/{view.id}", message)
 
     @r.get("/workers", response_class=HTMLResponse)
     @page
