@@ -5,8 +5,8 @@ The state machine over the database, one concept a module: :mod:`.statements` (t
 prepared statements), :mod:`.config` (:class:`~.config.FarmConfig`), :mod:`.views` (the
 JSON views), :mod:`.buildlog`, :mod:`.buildrequests` (request a build), :mod:`.workers`
 (registration), :mod:`.leases` (claim, heartbeat, reports, finish, reap), :mod:`.artifacts`
-(uploaded packages), :mod:`.actions` (abort, requeue, pause), :mod:`.queries` (reads) and
-:mod:`.outbox` (failure mails). Around it: :mod:`.app` the HTTP API, :mod:`.coordinator`
+(uploaded packages), :mod:`.actions` (abort, requeue, pause), :mod:`.queries` (reads),
+:mod:`.stats` (figures over a period) and :mod:`.outbox` (failure mails). Around it: :mod:`.app` the HTTP API, :mod:`.coordinator`
 the process-local wake-ups and background loops, :mod:`.worker` and :mod:`.checkout` the
 worker, :mod:`.hook` the push hook, :mod:`.mailer` and :mod:`.publisher` what follows a
 failure or a success, :mod:`.tokens` the API tokens, :mod:`.client` the HTTP client they

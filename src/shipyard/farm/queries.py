@@ -1,9 +1,10 @@
 """Reads for the API, the pages and the CLI: builds, failures, workers, packages, stale
-packages, counts. Read-only transactions only.
+packages, counts, the publish backlog. Read-only transactions only.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,6 +26,9 @@ from shipyard.formats.farm import (
 )
 from shipyard.timeutil import aware, utcnow
 
+# What a list shows of a build: all but the tail of its output.
+_LISTED = [c for c in B.c if c.name != "tail"]
+
 
 def get_build(db: FarmDB, cfg: FarmConfig, build_id: int) -> BuildDetail:
     with db.rtx() as conn:
@@ -40,8 +44,7 @@ def list_builds(db: FarmDB, cfg: FarmConfig, *, state: str | None = None,
     if state is not None and state not in FILTER_STATES:
         raise FarmError(f"unknown state {state!r} (expected one of: "
                         f"{', '.join(FILTER_STATES)})")
-    columns = [c for c in B.c if c.name != "tail"]
-    query = select(*columns)
+    query = select(*_LISTED)
     refused = B.c.publish_state == "error"
     if state == PUBLISH_FAILED:
         query = query.where(B.c.state == SUCCEEDED, refused)
@@ -63,12 +66,13 @@ def list_builds(db: FarmDB, cfg: FarmConfig, *, state: str | None = None,
     return [build_view(row._mapping, cfg) for row in rows]
 
 
+# A failed build, or a success the repository refused.
+_FAILED = or_(B.c.state == FAILED, (B.c.state == SUCCEEDED) & (B.c.publish_state == "error"))
+
+
 def list_failures(db: FarmDB, cfg: FarmConfig, limit: int = 10) -> list[BuildView]:
     """The newest builds that failed or whose package the repository refused."""
-    columns = [c for c in B.c if c.name != "tail"]
-    query = (select(*columns)
-             .where(or_(B.c.state == FAILED,
-                        (B.c.state == SUCCEEDED) & (B.c.publish_state == "error")))
+    query = (select(*_LISTED).where(_FAILED)
              .order_by(B.c.id.desc()).limit(max(1, min(limit, 1000))))
     with db.rtx() as conn:
         return [build_view(row._mapping, cfg) for row in conn.execute(query).all()]
@@ -140,3 +144,30 @@ def stats(db: FarmDB) -> Stats:
                  workers=workers, packages=packages)
 
 
+def failures_since(db: FarmDB, hours: float) -> int:
+    """How many builds failed, or were refused by the repository, in the last ``hours``."""
+    since = utcnow() - timedelta(hours=hours)
+    with db.rtx() as conn:
+        return conn.execute(select(func.count()).select_from(B).where(
+            _FAILED, B.c.finished_at >= since)).scalar() or 0
+
+
+@dataclass(frozen=True)
+class PublishBacklog:
+    """Successful builds not yet in the repository, and those that could not get there."""
+
+    waiting: int
+    errors: list[BuildView]
+    published: int
+
+
+def publish_backlog(db: FarmDB, cfg: FarmConfig, limit: int = 50) -> PublishBacklog:
+    def count(*states: str) -> int:
+        return conn.execute(select(func.count()).select_from(B).where(
+            B.c.publish_state.in_(states))).scalar() or 0
+
+    with db.rtx() as conn:
+        errors = [build_view(row._mapping, cfg) for row in conn.execute(
+            select(*_LISTED).where(B.c.publish_state == "error")
+            .order_by(B.c.id.desc()).limit(limit))]
+        return PublishBacklog(count("pending", "uploaded"), errors, count("published"))

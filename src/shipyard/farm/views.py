@@ -12,6 +12,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from shipyard.db.farm_models import BUILD_STATES, SUCCEEDED
+from shipyard.db.farm_models import FINAL_STATES as FINAL_STATES  # for the pages
+from shipyard.db.farm_models import LIVE_STATES as LIVE_STATES  # for the pages
 from shipyard.farm.config import FarmConfig
 from shipyard.farm.statements import RowLike
 from shipyard.formats.farm import ArtifactView, BuildView, PackageView, WorkerStatus, WorkerView

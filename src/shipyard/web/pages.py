@@ -22,12 +22,13 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, Response, Streami
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
-from shipyard.db.farm_models import FINAL_STATES, LIVE_STATES
 from shipyard.farm import actions, buildlog, buildrequests, views
 from shipyard.farm import queries as farm
 from shipyard.farm.errors import FarmError
+from shipyard.farm.stats import compute, worker_summary
+from shipyard.farm.views import FINAL_STATES, LIVE_STATES
 from shipyard.web import format as fmt
-from shipyard.web import queries, repoview, stats
+from shipyard.web import repoview, stats
 from shipyard.web.handlers import (
     HERE,
     PageError,
@@ -89,7 +90,7 @@ def router() -> APIRouter:
             running=farm.list_builds(db, cfg, state="running", limit=HISTORY),
             failures=farm.list_failures(db, cfg, limit=10),
             workers=workers, online=sum(1 for w in workers if w.status != "offline"),
-            failed_today=queries.failures_since(db, 24),
+            failed_today=farm.failures_since(db, 24),
             stale=farm.stale_packages(db, web.stale_days), stale_days=web.stale_days)
 
     @r.get("/builds", response_class=HTMLResponse)
@@ -224,7 +225,7 @@ def router() -> APIRouter:
             period = stats.parse_period(days, None, None)
         except stats.PeriodError as exc:
             raise PageError(400, str(exc)) from None
-        summary = stats.worker_summary(web.db, name, period)
+        summary = worker_summary(web.db, name, period)
         history = farm.list_builds(web.db, web.cfg, worker=name, limit=HISTORY)
         return render(web, request, visitor, "worker.html", f"Worker {name}", refresh=True,
                       worker=view, summary=summary, builds=history, presets=stats.PRESETS,
@@ -258,7 +259,7 @@ def router() -> APIRouter:
         except stats.PeriodError as exc:
             problem = str(exc)
             period = stats.parse_period(None, None, None)
-        data = stats.compute(web.db, period)
+        data = compute(web.db, period)
         return render(web, request, visitor, "stats.html", "Statistics",
                       status=400 if problem else 200, stats=data, problem=problem,
                       presets=stats.PRESETS, start=start or "", end=end or "",
@@ -270,7 +271,7 @@ def router() -> APIRouter:
         root = web.coordinator.repo_dir
         view = repoview.overview(root) if root is not None else None
         return render(web, request, visitor, "repository.html", "Repository", refresh=True,
-                      repo=view, backlog=queries.publish_backlog(web.db, web.cfg),
+                      repo=view, backlog=farm.publish_backlog(web.db, web.cfg),
                       now_dt=fmt.now())
 
     # -- signing in and out -------------------------------------------------------------
