@@ -19,12 +19,13 @@ from shipyard.demo.context import (
     parallel,
     require_success,
 )
-from shipyard.demo.farmview import first_listed, publications, published_in
+from shipyard.demo.farmview import publications
 from shipyard.demo.layout import Layout
 from shipyard.demo.machine import SECURITY_PACKAGE, WORKERS
 from shipyard.demo.mail import Mail, caught
 from shipyard.demo.waiting import until
 from shipyard.errors import ShipyardError
+from shipyard.repo.channels import first_listed, published_in
 
 BROKEN = "hello"
 

@@ -1,9 +1,9 @@
 """What the farm and the repository say: builds from the coordinator's API, publications
-from the repository's database. Waiting is always on these answers, with a deadline."""
+and channel contents through the repository's face (:mod:`shipyard.repo.publish`,
+:mod:`shipyard.repo.channels`). Waiting is always on these answers, with a deadline."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +12,7 @@ from typing import Any
 from shipyard.demo.waiting import until
 from shipyard.errors import ShipyardError
 from shipyard.farm.client import FarmClient
+from shipyard.repo.publish import publications as repo_publications
 
 FINISHED = ("succeeded", "failed", "aborted", "cancelled")
 
@@ -99,38 +100,6 @@ class PublicationRow:
 
 def publications(repository: Path) -> list[PublicationRow]:
     """Every publication the repository's database remembers, oldest first."""
-    from shipyard.repo.layout import open_repository
-    from shipyard.repo.store import RepoStore
-
-    repo = open_repository(repository, migrate=False)
-    rows = RepoStore(repo.db_url).publications()
     return [PublicationRow(p.serial, p.priority, sorted(p.channels), p.status,
                            f"{p.finished:%H:%M:%S}" if p.finished else "")
-            for p in sorted(rows, key=lambda p: p.serial)]
-
-
-def published_in(repository: Path, channel: str) -> list[str]:
-    """Coordinates the current publication lists in ``channel``."""
-    from shipyard.repo.channels import read_published
-    from shipyard.repo.layout import open_repository
-
-    repo = open_repository(repository, migrate=False)
-    _release, indexes = read_published(repo, channel)
-    index = indexes.get(channel)
-    return sorted(str(entry.coord) for entry in index.packages) if index else []
-
-
-def first_listed(repository: Path, channel: str, name: str) -> int | None:
-    """The first generation still on disk whose ``channel`` index lists ``name``
-    (``group:id``): when that package was published, read from the published files."""
-    generations = repository / "generations"
-    serials = sorted(int(p.name) for p in generations.iterdir() if p.name.isdigit())
-    for serial in serials:
-        index = generations / str(serial) / "dists" / channel / "index.json"
-        try:
-            packages = json.loads(index.read_text(encoding="utf-8"))["packages"]
-        except (OSError, ValueError, KeyError):
-            continue
-        if any(f"{p.get('group')}:{p.get('id')}" == name for p in packages):
-            return serial
-    return None
+            for p in sorted(repo_publications(repository), key=lambda p: p.serial)]

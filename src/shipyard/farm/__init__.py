@@ -3,14 +3,14 @@ that only make outgoing HTTP calls, and a push hook.
 
 The state machine over the database, one concept a module: :mod:`.statements` (tables and
 prepared statements), :mod:`.config` (:class:`~.config.FarmConfig`), :mod:`.views` (the
-JSON views), :mod:`.buildlog`, :mod:`.buildrequests` (request a build), :mod:`.workers`
+wire views of a row), :mod:`.buildlog`, :mod:`.buildrequests` (request a build), :mod:`.workers`
 (registration), :mod:`.leases` (claim, heartbeat, reports, finish, reap), :mod:`.artifacts`
 (uploaded packages), :mod:`.actions` (abort, requeue, pause), :mod:`.queries` (reads),
-:mod:`.stats` (figures over a period) and :mod:`.outbox` (failure mails). Around it: :mod:`.app` the HTTP API, :mod:`.coordinator`
-the process-local wake-ups and background loops, :mod:`.worker` and :mod:`.checkout` the
-worker, :mod:`.hook` the push hook, :mod:`.mailer` and :mod:`.publisher` what follows a
-failure or a success, :mod:`.tokens` the API tokens, :mod:`.client` the HTTP client they
-share. docs/farm.md is the operator's
+:mod:`.stats` (figures over a period) and :mod:`.outbox` (failure mails). Around it:
+:mod:`.app` the HTTP API, :mod:`.coordinator` the process-local wake-ups and background
+loops, :mod:`.worker` and :mod:`.checkout` the worker, :mod:`.hook` the push hook,
+:mod:`.mailer` and :mod:`.publisher` what follows a failure or a success, :mod:`.tokens`
+the API tokens, :mod:`.client` the HTTP client they share. docs/farm.md is the operator's
 page.
 
 Layer (docs/architecture.md): above ``node`` and ``repo`` (the publisher uploads and
