@@ -88,7 +88,8 @@ def test_demo_runs_every_step_and_leaves_the_real_state(public_dir: Path) -> Non
     assert "org.example:hello:1.0.0" in channels["stable"]
     assert not any(c.startswith("org.example:hello:1.1") for c in channels["stable"])
     # Security first: the generation that first listed svc-exec was a priority-0 pass.
-    from shipyard.demo.farmview import first_listed, publications
+    from shipyard.demo.farmview import publications
+    from shipyard.repo.channels import first_listed
 
     serial = first_listed(directory / "repository", "security", "org.example:svc-exec")
     by_serial = {p.serial: p for p in publications(directory / "repository")}

@@ -84,6 +84,17 @@ def test_security_fast_track_runs_first(shipyard: Shipyard, tmp_path: Path,
     _r, indexes = verify_generation(repo.root, normal, repo.public_key)
     assert coords(indexes["stable"]) == {"org.example:web:2.0"}
     assert coords(indexes["security"]) == {"org.example:openssl:1.1.1w"}
+    # What the repository's face tells a reader (the demo) about the same files.
+    from shipyard.repo.channels import first_listed, published_in
+    from shipyard.repo.publish import publications
+
+    assert first_listed(repo.root, "security", "org.example:openssl") == fast
+    assert first_listed(repo.root, "stable", "org.example:web") == normal
+    assert first_listed(repo.root, "stable", "org.example:openssl") is None
+    assert published_in(repo.root, "security") == ["org.example:openssl:1.1.1w"]
+    assert published_in(repo.root, "stable") == ["org.example:web:2.0"]
+    passes = {p.serial: p for p in publications(repo.root)}
+    assert passes[fast].priority == 0 and passes[normal].priority == 1
 
     # Only a stable upload: no fast-track pass at all.
     log.write_text("")

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from shipyard.farm.stats import percentile
 from shipyard.web import charts, stats
 from shipyard.web import format as fmt
 from shipyard.web.passwords import hash_password, verify_password
@@ -72,12 +73,12 @@ def test_nice_max_is_a_round_ceiling(value: float) -> None:
 
 
 def test_percentile_is_nearest_rank() -> None:
-    assert stats.percentile([], 0.9) is None
-    assert stats.percentile([5.0], 0.9) == 5.0
+    assert percentile([], 0.9) is None
+    assert percentile([5.0], 0.9) == 5.0
     values = [float(v) for v in range(1, 11)]
-    assert stats.percentile(values, 0.9) == 9.0
-    assert stats.percentile(values, 0.5) == 5.0
-    assert stats.percentile(values, 1.0) == 10.0
+    assert percentile(values, 0.9) == 9.0
+    assert percentile(values, 0.5) == 5.0
+    assert percentile(values, 1.0) == 10.0
 
 
 def test_periods() -> None:

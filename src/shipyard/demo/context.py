@@ -23,6 +23,7 @@ from shipyard.demo.node import Node, server_status
 from shipyard.demo.procs import Processes
 from shipyard.demo.waiting import until
 from shipyard.errors import ShipyardError
+from shipyard.formats.farm import BuildView
 
 BUILD_TIMEOUT = 150.0
 PUBLISH_TIMEOUT = 60.0
@@ -40,7 +41,7 @@ class Demo:
     packages: dict[str, Path] = field(default_factory=dict)
     first_push: list[int] = field(default_factory=list)
     upgrade: dict[str, Any] = field(default_factory=dict)
-    failed_build: dict[str, Any] = field(default_factory=dict)
+    failed_build: BuildView | None = None
     mail: Mail | None = None
     fleet_links: list[dict[str, Any]] = field(default_factory=list)
     fleet_admin: str = ""
@@ -73,15 +74,15 @@ def parallel(actions: list[Callable[[], object]], workers: int = 4) -> list[obje
     return [future.result() for future in futures]
 
 
-def require_success(demo: Demo, builds: list[dict[str, Any]]) -> None:
+def require_success(demo: Demo, builds: list[BuildView]) -> None:
     for build in builds:
-        if build["state"] != "succeeded":
-            tail = " | ".join(demo.view.log(build["id"]).strip().splitlines()[-3:])
-            raise ShipyardError(f"build {build['id']} of {build['package']} "
-                                f"{build['state']}: {build.get('reason') or ''} ({tail})")
+        if build.state != "succeeded":
+            tail = " | ".join(demo.view.log(build.id).strip().splitlines()[-3:])
+            raise ShipyardError(f"build {build.id} of {build.package} "
+                                f"{build.state}: {build.reason} ({tail})")
 
 
-def one_build(demo: Demo, pushed: source.Push, package: str) -> dict[str, Any]:
+def one_build(demo: Demo, pushed: source.Push, package: str) -> BuildView:
     ids = pushed.build_ids()
     if len(ids) != 1:
         raise ShipyardError(f"the push hook requested {len(ids)} build(s), expected one of "

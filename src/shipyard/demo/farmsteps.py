@@ -19,12 +19,13 @@ from shipyard.demo.context import (
     parallel,
     require_success,
 )
-from shipyard.demo.farmview import first_listed, publications, published_in
+from shipyard.demo.farmview import publications
 from shipyard.demo.layout import Layout
 from shipyard.demo.machine import SECURITY_PACKAGE, WORKERS
 from shipyard.demo.mail import Mail, caught
 from shipyard.demo.waiting import until
 from shipyard.errors import ShipyardError
+from shipyard.repo.channels import first_listed, published_in
 
 BROKEN = "hello"
 
@@ -102,7 +103,7 @@ def step_push(demo: Demo) -> list[str]:
                             f"(first listed in generation {fast})")
     normal = sorted({s for s in (first_listed(layout.repository, "stable", c.rsplit(":", 1)[0])
                                  for c in stable) if s is not None})
-    workers = sorted({str(b.get("worker")) for b in builds})
+    workers = sorted({str(b.worker) for b in builds})
     return [
         f"push {pushed.commit[:12]}: the hook requested {len(ids)} builds "
         f"({ids[0]}-{ids[-1]})",
@@ -139,25 +140,25 @@ def step_broken(demo: Demo) -> list[str]:
                       else text + BROKEN_LINE, encoding="utf-8")
     pushed = source.commit_and_push(demo.farm, layout.work, f"{BROKEN} {new}: greeting file")
     build = one_build(demo, pushed, BROKEN)
-    if build["state"] != "failed":
-        raise ShipyardError(f"build {build['id']} of the broken {BROKEN} {new} ended "
-                            f"{build['state']}, expected failed")
+    if build.state != "failed":
+        raise ShipyardError(f"build {build.id} of the broken {BROKEN} {new} ended "
+                            f"{build.state}, expected failed")
     demo.failed_build = build
-    log_tail = [line for line in demo.view.log(build["id"]).splitlines()
+    log_tail = [line for line in demo.view.log(build.id).splitlines()
                 if line.strip() and not line.startswith("[")][-3:]
 
     def mail() -> Mail | None:
         for message in caught(layout.maildir):
-            if f"build {build['id']} failed" in message.subject:
+            if f"build {build.id} failed" in message.subject:
                 return message
         return None
 
-    demo.mail = until(mail, 60, f"the failure mail of build {build['id']}",
+    demo.mail = until(mail, 60, f"the failure mail of build {build.id}",
                       lambda: f"{len(caught(layout.maildir))} message(s) caught so far")
     still = [c for c in published_in(layout.repository, "stable")
              if c.startswith(f"org.example:{BROKEN}:")]
     return [
-        f"{BROKEN} {new}: build {build['id']} failed: {build.get('reason')}",
+        f"{BROKEN} {new}: build {build.id} failed: {build.reason}",
         *(f"  log | {line}" for line in log_tail),
         f"the repository still serves {', '.join(still)}",
         f"mail caught by the SMTP sink ({layout.maildir}):",

@@ -1,19 +1,24 @@
 """What the farm and the repository say: builds from the coordinator's API, publications
-from the repository's database. Waiting is always on these answers, with a deadline."""
+and channel contents through the repository's face (:mod:`shipyard.repo.publish`,
+:mod:`shipyard.repo.channels`). Waiting is always on these answers, with a deadline."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
 
 from shipyard.demo.waiting import until
 from shipyard.errors import ShipyardError
 from shipyard.farm.client import FarmClient
+from shipyard.formats.farm import BuildDetail, BuildView, LogText, WorkerView
+from shipyard.repo.publish import publications as repo_publications
 
 FINISHED = ("succeeded", "failed", "aborted", "cancelled")
+M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass
@@ -30,6 +35,21 @@ class FarmView:
         except (ShipyardError, ValueError):
             return None
 
+    def _one(self, model: type[M], path: str, **params: Any) -> M | None:
+        """The answer as ``model``, or None while there is none (or not one of those)."""
+        data = self._get(path, **params)
+        try:
+            return model.model_validate(data) if data is not None else None
+        except ValueError:
+            return None
+
+    def _list(self, model: type[M], path: str, **params: Any) -> list[M]:
+        data = self._get(path, **params)
+        try:
+            return [model.model_validate(item) for item in data or []]
+        except (ValueError, TypeError):
+            return []
+
     def close(self) -> None:
         if self.client is not None:
             self.client.close()
@@ -38,32 +58,32 @@ class FarmView:
     def health(self) -> dict[str, Any] | None:
         return self._get("/api/health")
 
-    def workers(self) -> list[dict[str, Any]]:
-        return list(self._get("/api/workers") or [])
+    def workers(self) -> list[WorkerView]:
+        return self._list(WorkerView, "/api/workers")
 
-    def builds(self) -> list[dict[str, Any]]:
-        return list(self._get("/api/builds", limit=1000) or [])
+    def builds(self) -> list[BuildView]:
+        return self._list(BuildView, "/api/builds", limit=1000)
 
-    def build(self, build_id: int) -> dict[str, Any] | None:
-        return self._get(f"/api/builds/{build_id}")
+    def build(self, build_id: int) -> BuildDetail | None:
+        return self._one(BuildDetail, f"/api/builds/{build_id}")
 
     def log(self, build_id: int) -> str:
-        data = self._get(f"/api/builds/{build_id}/log")
-        return str(data.get("text", "")) if isinstance(data, dict) else ""
+        log = self._one(LogText, f"/api/builds/{build_id}/log")
+        return log.text if log else ""
 
-    def _states(self, ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+    def _states(self, ids: Iterable[int]) -> dict[int, BuildView]:
         wanted = set(ids)
-        return {b["id"]: b for b in self.builds() if b["id"] in wanted}
+        return {b.id: b for b in self.builds() if b.id in wanted}
 
     def _describe(self, ids: list[int]) -> str:
-        return ", ".join(f"build {b['id']} {b['package']} {b['state']}"
-                         f"{'/' + b['publish_state'] if b.get('publish_state') else ''}"
+        return ", ".join(f"build {b.id} {b.package} {b.state}"
+                         f"{'/' + b.publish_state if b.publish_state else ''}"
                          for b in self._states(ids).values()) or "no builds seen"
 
-    def wait_finished(self, ids: list[int], timeout: float) -> list[dict[str, Any]]:
-        def done() -> list[dict[str, Any]] | None:
+    def wait_finished(self, ids: list[int], timeout: float) -> list[BuildView]:
+        def done() -> list[BuildView] | None:
             states = self._states(ids)
-            if len(states) == len(ids) and all(b["state"] in FINISHED
+            if len(states) == len(ids) and all(b.state in FINISHED
                                                for b in states.values()):
                 return [states[i] for i in ids]
             return None
@@ -71,15 +91,15 @@ class FarmView:
         return until(done, timeout, f"build(s) {', '.join(map(str, ids))} to finish",
                      lambda: self._describe(ids))
 
-    def wait_published(self, ids: list[int], timeout: float) -> list[dict[str, Any]]:
-        def done() -> list[dict[str, Any]] | None:
+    def wait_published(self, ids: list[int], timeout: float) -> list[BuildView]:
+        def done() -> list[BuildView] | None:
             states = self._states(ids)
-            errors = [b for b in states.values() if b.get("publish_state") == "error"]
+            errors = [b for b in states.values() if b.publish_state == "error"]
             if errors:
                 first = errors[0]
-                raise ShipyardError(f"build {first['id']} ({first['package']}) could not be "
-                                    f"published: {first.get('publish_error')}")
-            if len(states) == len(ids) and all(b.get("publish_state") == "published"
+                raise ShipyardError(f"build {first.id} ({first.package}) could not be "
+                                    f"published: {first.publish_error}")
+            if len(states) == len(ids) and all(b.publish_state == "published"
                                                for b in states.values()):
                 return [states[i] for i in ids]
             return None
@@ -99,38 +119,6 @@ class PublicationRow:
 
 def publications(repository: Path) -> list[PublicationRow]:
     """Every publication the repository's database remembers, oldest first."""
-    from shipyard.repo.layout import open_repository
-    from shipyard.repo.store import RepoStore
-
-    repo = open_repository(repository, migrate=False)
-    rows = RepoStore(repo.db_url).publications()
     return [PublicationRow(p.serial, p.priority, sorted(p.channels), p.status,
                            f"{p.finished:%H:%M:%S}" if p.finished else "")
-            for p in sorted(rows, key=lambda p: p.serial)]
-
-
-def published_in(repository: Path, channel: str) -> list[str]:
-    """Coordinates the current publication lists in ``channel``."""
-    from shipyard.repo.channels import read_published
-    from shipyard.repo.layout import open_repository
-
-    repo = open_repository(repository, migrate=False)
-    _release, indexes = read_published(repo, channel)
-    index = indexes.get(channel)
-    return sorted(str(entry.coord) for entry in index.packages) if index else []
-
-
-def first_listed(repository: Path, channel: str, name: str) -> int | None:
-    """The first generation still on disk whose ``channel`` index lists ``name``
-    (``group:id``): when that package was published, read from the published files."""
-    generations = repository / "generations"
-    serials = sorted(int(p.name) for p in generations.iterdir() if p.name.isdigit())
-    for serial in serials:
-        index = generations / str(serial) / "dists" / channel / "index.json"
-        try:
-            packages = json.loads(index.read_text(encoding="utf-8"))["packages"]
-        except (OSError, ValueError, KeyError):
-            continue
-        if any(f"{p.get('group')}:{p.get('id')}" == name for p in packages):
-            return serial
-    return None
+            for p in sorted(repo_publications(repository), key=lambda p: p.serial)]

@@ -160,7 +160,7 @@ class Machine:
         def registered() -> bool:
             for worker in self.workers:
                 self._alive_or_fail(worker)
-            seen = {w["name"] for w in view.workers()}
+            seen = {w.name for w in view.workers()}
             return set(WORKERS) <= seen
 
         until(registered, 60, "both workers to register with the coordinator")

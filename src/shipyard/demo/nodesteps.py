@@ -99,9 +99,9 @@ def step_upgrade(demo: Demo) -> list[str]:
     pushed = source.commit_and_push(demo.farm, layout.work, f"{UPGRADED} {new}")
     build = one_build(demo, pushed, UPGRADED)
     require_success(demo, [build])
-    if build["version"] != new:
-        raise ShipyardError(f"build {build['id']} built {build['version']}, not {new}")
-    demo.view.wait_published([build["id"]], PUBLISH_TIMEOUT)
+    if build.version != new:
+        raise ShipyardError(f"build {build.id} built {build.version}, not {new}")
+    demo.view.wait_published([build.id], PUBLISH_TIMEOUT)
     result = demo.node_cli.json("svc", "upgrade", Node.UPPER, "--latest")
     demo.upgrade = result
     group = "org.shipyard.examples"
@@ -124,7 +124,7 @@ def step_upgrade(demo: Demo) -> list[str]:
         raise ShipyardError(f"the link {Node.UPPER} -> {Node.CHAT} is "
                             f"{pairs.get((Node.UPPER, Node.CHAT))}")
     return [
-        f"{UPGRADED} {old} -> {new}: build {build['id']} succeeded on {build['worker']}, "
+        f"{UPGRADED} {old} -> {new}: build {build.id} succeeded on {build.worker}, "
         "published",
         f"svc upgrade {Node.UPPER} --latest: {result['message']}",
         f"uninstalled {result['uninstalled']}; the transport runs from .../{new}/ (pid "

@@ -30,7 +30,7 @@ def step_summary(demo: Demo) -> list[str]:
     summary.print_all(demo.console, builds, pubs, status, links, demo.fleet_links)
     counts: dict[str, int] = {}
     for build in builds:
-        counts[build["state"]] = counts.get(build["state"], 0) + 1
+        counts[build.state] = counts.get(build.state, 0) + 1
     shown = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
     return [
         f"{len(builds)} builds ({shown}), {len(pubs)} publications, {len(status)} instances, "

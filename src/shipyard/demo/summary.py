@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from shipyard.demo.farmview import PublicationRow
+from shipyard.formats.farm import BuildView
 
 
 def _table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> Table:
@@ -24,11 +25,11 @@ def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
-def builds_table(builds: list[dict[str, Any]]) -> Table:
-    rows = [(b["id"], b["package"], b.get("version") or "", b.get("status") or b["state"],
-             b.get("worker") or "", b.get("publish_state") or "",
-             _cut(b.get("reason") or b.get("publish_error") or "", 90))
-            for b in sorted(builds, key=lambda b: b["id"])]
+def builds_table(builds: list[BuildView]) -> Table:
+    rows = [(b.id, b.package, b.version or "", b.status or b.state,
+             b.worker or "", b.publish_state or "",
+             _cut(b.reason or b.publish_error or "", 90))
+            for b in sorted(builds, key=lambda b: b.id)]
     return _table("Builds (farm)", ["id", "package", "version", "state", "worker",
                                     "publication", "reason"], rows)
 
@@ -61,7 +62,7 @@ def fleet_links_table(rows: list[dict[str, Any]]) -> Table:
                     r.get("last_error") or "") for r in rows])
 
 
-def print_all(console: Console, builds: list[dict[str, Any]],
+def print_all(console: Console, builds: list[BuildView],
               publications: list[PublicationRow], status: list[dict[str, Any]],
               links: list[dict[str, Any]], fleet_links: list[dict[str, Any]]) -> None:
     for table in (builds_table(builds), publications_table(publications),

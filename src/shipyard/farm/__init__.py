@@ -3,9 +3,10 @@ that only make outgoing HTTP calls, and a push hook.
 
 The state machine over the database, one concept a module: :mod:`.statements` (tables and
 prepared statements), :mod:`.config` (:class:`~.config.FarmConfig`), :mod:`.views` (the
-JSON views), :mod:`.buildlog`, :mod:`.buildrequests` (request a build), :mod:`.workers`
+wire views of a row), :mod:`.buildlog`, :mod:`.buildrequests` (request a build), :mod:`.workers`
 (registration), :mod:`.leases` (claim, heartbeat, reports, finish, reap), :mod:`.artifacts`
-(uploaded packages), :mod:`.actions` (abort, requeue, pause), :mod:`.queries` (reads) and
+(uploaded packages), :mod:`.actions` (abort, requeue, pause), :mod:`.queries` (reads),
+:mod:`.stats` (figures over a period) and
 :mod:`.outbox` (failure mails). Around it: :mod:`.app` the HTTP API (its routers in
 :mod:`.routes`), :mod:`.coordinator` the process-local wake-ups and background loops,
 :mod:`.worker` the worker process (one build: :mod:`.buildrun`, with :mod:`.reporters`,

@@ -15,10 +15,11 @@ from shipyard.farm.db import FarmDB
 from shipyard.farm.errors import Conflict, NotFound
 from shipyard.farm.statements import BUILD, BUILD_LOCKED, B, W, row_dict, set_build
 from shipyard.farm.views import build_view, worker_view
+from shipyard.formats.farm import BuildView, WorkerView
 from shipyard.timeutil import utcnow
 
 
-def abort(db: FarmDB, cfg: FarmConfig, build_id: int, by: str) -> dict[str, Any]:
+def abort(db: FarmDB, cfg: FarmConfig, build_id: int, by: str) -> BuildView:
     """Cancel a queued build; ask the worker of a running one to kill it."""
     now = utcnow()
     with db.tx() as conn:
@@ -44,7 +45,7 @@ def abort(db: FarmDB, cfg: FarmConfig, build_id: int, by: str) -> dict[str, Any]
     return build_view(build, cfg)
 
 
-def requeue(db: FarmDB, cfg: FarmConfig, build_id: int, by: str) -> dict[str, Any]:
+def requeue(db: FarmDB, cfg: FarmConfig, build_id: int, by: str) -> BuildView:
     """Build a finished build's commit again, as a new forced build."""
     with db.rtx() as conn:
         build = conn.execute(BUILD, {"p_build": build_id}).first()
@@ -61,7 +62,7 @@ def requeue(db: FarmDB, cfg: FarmConfig, build_id: int, by: str) -> dict[str, An
     return view
 
 
-def set_worker_paused(db: FarmDB, cfg: FarmConfig, name: str, paused: bool) -> dict[str, Any]:
+def set_worker_paused(db: FarmDB, cfg: FarmConfig, name: str, paused: bool) -> WorkerView:
     with db.tx() as conn:
         if conn.execute(update(W).where(W.c.name == name).values(paused=paused)).rowcount == 0:
             raise NotFound(f"no worker {name!r}")

@@ -18,6 +18,7 @@ from shipyard.farm.db import FarmDB
 from shipyard.farm.errors import FarmError, NotFound
 from shipyard.farm.leases import current_attempt
 from shipyard.farm.statements import B, set_build
+from shipyard.formats.farm import StoredArtifact
 from shipyard.fsutil import fsync_dir
 from shipyard.timeutil import utcnow
 
@@ -54,7 +55,7 @@ def artifact_file(cfg: FarmConfig, build_id: int, attempt: int, name: str) -> Pa
 
 
 def store_artifact(db: FarmDB, cfg: FarmConfig, build_id: int, worker: str, attempt: int,
-                   filename: str, staged: Path, size: int, sha256: str) -> dict[str, Any]:
+                   filename: str, staged: Path, size: int, sha256: str) -> StoredArtifact:
     """Move a fully received (and fsynced) upload into place, then record it on the build
     if the attempt is still current. The file is durable before the row names it; a file
     of an attempt that lost the race is removed again."""
@@ -74,7 +75,7 @@ def store_artifact(db: FarmDB, cfg: FarmConfig, build_id: int, worker: str, atte
     except BaseException:
         target.unlink(missing_ok=True)
         raise
-    return {"name": filename, "size": size, "sha256": sha256}
+    return StoredArtifact(name=filename, size=size, sha256=sha256)
 
 
 def artifact_path(db: FarmDB, cfg: FarmConfig, build_id: int) -> Path:

@@ -14,6 +14,7 @@ from shipyard.farm.config import FarmConfig
 from shipyard.farm.db import FarmDB
 from shipyard.farm.errors import NotFound
 from shipyard.farm.statements import INSERT_LOG, B, L
+from shipyard.formats.farm import LogText
 
 
 def _cut_utf8(data: str, limit: int) -> str:
@@ -78,7 +79,7 @@ class LogWriter:
 
 
 def read_log(db: FarmDB, cfg: FarmConfig, build_id: int, offset: int = 0,
-             limit: int = 1 << 20) -> dict[str, Any]:
+             limit: int = 1 << 20) -> LogText:
     """Log text from byte ``offset``: whole chunks, so ``next_offset`` is always a chunk end."""
     with db.rtx() as conn:
         b = conn.execute(select(B.c.state, B.c.log_truncated, B.c.log_bytes)
@@ -101,11 +102,11 @@ def read_log(db: FarmDB, cfg: FarmConfig, build_id: int, offset: int = 0,
         next_offset = chunk_offset + size
         if total >= limit:
             break
-    return {
-        "build": build_id, "state": b.state, "offset": offset, "next_offset": next_offset,
-        "text": b"".join(parts).decode("utf-8", errors="replace"),
-        "truncated": bool(b.log_truncated), "size": b.log_bytes,
-        "complete": b.state in FINAL_STATES and next_offset >= b.log_bytes,
-    }
+    return LogText(
+        build=build_id, state=b.state, offset=offset, next_offset=next_offset,
+        text=b"".join(parts).decode("utf-8", errors="replace"),
+        truncated=bool(b.log_truncated), size=b.log_bytes,
+        complete=b.state in FINAL_STATES and next_offset >= b.log_bytes,
+    )
 
 

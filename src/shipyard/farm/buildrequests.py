@@ -9,7 +9,6 @@ meet at the unique ``dedup_key`` and create one build.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import Connection, insert, select
 
@@ -32,6 +31,7 @@ from shipyard.farm.statements import (
     set_package,
 )
 from shipyard.farm.views import build_view
+from shipyard.formats.farm import BuildView
 from shipyard.timeutil import utcnow
 
 
@@ -87,7 +87,7 @@ def _package(conn: Connection, req: BuildRequest, *, head: bool) -> Build:
 
 
 def request_build(db: FarmDB, cfg: FarmConfig, req: BuildRequest, requested_by: str,
-                  *, head: bool = True) -> tuple[dict[str, Any], bool, str]:
+                  *, head: bool = True) -> tuple[BuildView, bool, str]:
     """Queue a build unless this version is queued, running or built (idempotent).
 
     Returns (build, created, note). A version that failed at this very commit is not
@@ -100,7 +100,7 @@ def request_build(db: FarmDB, cfg: FarmConfig, req: BuildRequest, requested_by: 
 
 
 def _queue(conn: Connection, cfg: FarmConfig, req: BuildRequest, package: Build,
-           requested_by: str) -> tuple[dict[str, Any], bool, str]:
+           requested_by: str) -> tuple[BuildView, bool, str]:
     """:func:`request_build` once the package row is known, inside its transaction."""
     now = utcnow()
     name = package["name"]
@@ -148,7 +148,7 @@ def _queue(conn: Connection, cfg: FarmConfig, req: BuildRequest, package: Build,
 
 
 def request_package_build(db: FarmDB, cfg: FarmConfig, name: str, commit: str | None,
-                          force: bool, requested_by: str) -> tuple[dict[str, Any], bool, str]:
+                          force: bool, requested_by: str) -> tuple[BuildView, bool, str]:
     """``farm build request PACKAGE [--commit C] [--force]``: the package must be known
     (a push announced it); its source location is taken from there. One transaction: the
     package row read here is the one the build is queued for."""
@@ -170,7 +170,7 @@ def request_package_build(db: FarmDB, cfg: FarmConfig, name: str, commit: str | 
 
 
 def _manifest_failure(conn: Connection, cfg: FarmConfig, package: Build, req: BuildRequest,
-                      requested_by: str) -> tuple[dict[str, Any], bool, str]:
+                      requested_by: str) -> tuple[BuildView, bool, str]:
     """A pushed manifest that does not parse fails at once, with the error in the log and
     the mail, so the maintainer learns about it without a worker ever seeing it."""
     earlier = row_dict(conn.execute(

@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from shipyard.formats.farm import BuildView, Job
+
 log = logging.getLogger("shipyard.farm.events")
 
 
@@ -19,32 +21,32 @@ def _short(text: str | None, limit: int = 200) -> str:
     return first[0][:limit] if first else ""
 
 
-def requested(build: dict[str, Any], created: bool, by: str) -> None:
+def requested(build: BuildView, created: bool, by: str) -> None:
     if created:
-        log.info("build %s requested by %s: %s %s at %s (%s)", build["id"], by,
-                 build["package"], build.get("version") or "", str(build["commit"])[:12],
-                 build["state"], extra={"event": "request", "build": build["id"],
-                                        "package": build["package"], "by": by,
-                                        "state": build["state"]})
+        log.info("build %s requested by %s: %s %s at %s (%s)", build.id, by,
+                 build.package, build.version or "", build.commit[:12],
+                 build.state, extra={"event": "request", "build": build.id,
+                                     "package": build.package, "by": by,
+                                     "state": build.state})
 
 
-def claimed(job: dict[str, Any] | None, worker: str) -> None:
+def claimed(job: Job | None, worker: str) -> None:
     if not job:
         return
-    build = job["build"]
-    log.info("build %s attempt %s claimed by %s: %s %s", build["id"], job["attempt"], worker,
-             build["package"], build.get("version") or "",
-             extra={"event": "claim", "build": build["id"], "attempt": job["attempt"],
-                    "worker": worker, "package": build["package"]})
+    build = job.build
+    log.info("build %s attempt %s claimed by %s: %s %s", build.id, job.attempt, worker,
+             build.package, build.version or "",
+             extra={"event": "claim", "build": build.id, "attempt": job.attempt,
+                    "worker": worker, "package": build.package})
 
 
-def finished(build: dict[str, Any], worker: str, attempt: int, result: str) -> None:
-    state = build["state"]
+def finished(build: BuildView, worker: str, attempt: int, result: str) -> None:
+    state = build.state
     level = logging.INFO if state in ("succeeded", "queued") else logging.WARNING
-    why = _short(build.get("reason"))
-    log.log(level, "build %s attempt %s on %s: %s -> %s%s", build["id"], attempt, worker,
+    why = _short(build.reason)
+    log.log(level, "build %s attempt %s on %s: %s -> %s%s", build.id, attempt, worker,
             result, state, f" ({why})" if why and state != "succeeded" else "",
-            extra={"event": "finish", "build": build["id"], "attempt": attempt,
+            extra={"event": "finish", "build": build.id, "attempt": attempt,
                    "worker": worker, "result": result, "state": state})
 
 
@@ -55,17 +57,17 @@ def reaped(changed: list[tuple[int, str]]) -> None:
                     extra={"event": "lease-lost", "build": build_id, "state": state})
 
 
-def aborted(build: dict[str, Any], by: str) -> None:
-    log.info("build %s: abort by %s (%s)", build["id"], by, build["state"],
-             extra={"event": "abort", "build": build["id"], "by": by, "state": build["state"]})
+def aborted(build: BuildView, by: str) -> None:
+    log.info("build %s: abort by %s (%s)", build.id, by, build.state,
+             extra={"event": "abort", "build": build.id, "by": by, "state": build.state})
 
 
-def requeued(build: dict[str, Any], by: str) -> None:
-    log.info("build %s requeued by %s (%s)", build["id"], by, build["state"],
-             extra={"event": "requeue", "build": build["id"], "by": by})
+def requeued(build: BuildView, by: str) -> None:
+    log.info("build %s requeued by %s (%s)", build.id, by, build.state,
+             extra={"event": "requeue", "build": build.id, "by": by})
 
 
-def worker_registered(name: str, requeued_builds: Any) -> None:
+def worker_registered(name: str, requeued_builds: list[int]) -> None:
     log.info("worker %s registered%s", name,
              f"; its builds queued again: {requeued_builds}" if requeued_builds else "",
              extra={"event": "register", "worker": name})

@@ -40,6 +40,7 @@ from shipyard.farm.statements import (
     set_package,
 )
 from shipyard.farm.views import build_view, split_list
+from shipyard.formats.farm import Finished, HeartbeatOut, Job, LogOut
 from shipyard.timeutil import aware, utcnow
 
 TAIL_CHARS = 8192
@@ -79,7 +80,7 @@ _CLAIM = {"list": _claim_statement("list"), "none": _claim_statement("none")}
 
 
 def claim(db: FarmDB, cfg: FarmConfig, name: str, token_id: int,
-          platforms: list[str] | None = None) -> dict[str, Any] | None:
+          platforms: list[str] | None = None) -> Job | None:
     """Hand the oldest queued build this worker can run to it, or None.
 
     The claim is one UPDATE on a row picked with ``FOR UPDATE SKIP LOCKED`` (PostgreSQL)
@@ -122,9 +123,9 @@ def claim(db: FarmDB, cfg: FarmConfig, name: str, token_id: int,
         set_build(conn, build["id"], changes)
     build.update(changes)
     view = build_view(build, cfg)
-    return {"build": view, "attempt": view["attempt"], "lease_seconds": cfg.lease_seconds,
-            "heartbeat_seconds": cfg.heartbeat_seconds, "log_max_bytes": cfg.log_max_bytes,
-            "max_upload_bytes": cfg.max_upload_bytes}
+    return Job(build=view, attempt=view.attempt, lease_seconds=cfg.lease_seconds,
+               heartbeat_seconds=cfg.heartbeat_seconds, log_max_bytes=cfg.log_max_bytes,
+               max_upload_bytes=cfg.max_upload_bytes)
 
 
 def current_attempt(conn: Connection, build_id: int, worker: str, attempt: int,
@@ -157,7 +158,7 @@ _TOUCH_WORKER_IF_OLD = update(W).where(W.c.name == bindparam("p_name"),
 
 
 def heartbeat(db: FarmDB, cfg: FarmConfig, build_id: int, worker: str,
-              attempt: int) -> dict[str, Any]:
+              attempt: int) -> HeartbeatOut:
     """Renew the lease. Zero rows updated means the attempt was taken away: 409, and the
     worker kills its build. The answer carries an abort request."""
     now = utcnow()
@@ -172,11 +173,11 @@ def heartbeat(db: FarmDB, cfg: FarmConfig, build_id: int, worker: str,
             raise Conflict(_stale(build, worker, attempt))
         conn.execute(_TOUCH_WORKER_IF_OLD, {"p_name": worker, "p_seen": now,
                                             "p_old": now - timedelta(seconds=5)})
-    return {"abort": bool(row.abort_requested), "lease_expires_at": expires.isoformat()}
+    return HeartbeatOut(abort=bool(row.abort_requested), lease_expires_at=expires.isoformat())
 
 
 def report_log(db: FarmDB, cfg: FarmConfig, build_id: int, worker: str, attempt: int,
-               pos: int, data: str) -> dict[str, Any]:
+               pos: int, data: str) -> LogOut:
     """Append worker output. ``pos`` is where ``data`` starts in this attempt's output
     (characters), so a chunk re-sent after a lost answer is not stored twice."""
     with db.tx() as conn:
@@ -192,8 +193,8 @@ def report_log(db: FarmDB, cfg: FarmConfig, build_id: int, worker: str, attempt:
             changes.update(log.flush(conn), log_pos=end)
         set_build(conn, build_id, changes)
         build.update(changes)
-    return {"abort": bool(build["abort_requested"]), "pos": build["log_pos"],
-            "truncated": bool(build["log_truncated"])}
+    return LogOut(abort=bool(build["abort_requested"]), pos=build["log_pos"],
+                  truncated=bool(build["log_truncated"]))
 
 
 RESULTS = ("success", "failure", "aborted", "released")
@@ -202,7 +203,7 @@ _RESULT_STATE = {"success": SUCCEEDED, "failure": FAILED, "aborted": ABORTED}
 
 def finish(db: FarmDB, cfg: FarmConfig, build_id: int, worker: str, attempt: int, result: str,
            reason: str = "", tail: str = "", log_pos: int | None = None,
-           log: str = "") -> dict[str, Any]:
+           log: str = "") -> Finished:
     """Record the result of the current attempt. Repeating the same finish (its answer was
     lost) answers the same; a finish from an attempt that is not current is 409."""
     if result not in RESULTS:
@@ -214,7 +215,7 @@ def finish(db: FarmDB, cfg: FarmConfig, build_id: int, worker: str, attempt: int
             raise NotFound(f"no build {build_id}")
         if (build["attempt"] == attempt and build["worker"] == worker
                 and build["state"] == _RESULT_STATE.get(result)):
-            return {"build": build_view(build, cfg), "repeated": True}
+            return Finished(build=build_view(build, cfg), repeated=True)
         if build["state"] != RUNNING or build["attempt"] != attempt or build["worker"] != worker:
             raise Conflict(_stale(build, worker, attempt))
         if result == "success" and not build["artifact_name"]:
@@ -230,7 +231,7 @@ def finish(db: FarmDB, cfg: FarmConfig, build_id: int, worker: str, attempt: int
             build.update(changes)
             lose_attempt(conn, cfg, build,
                          reason or f"worker {worker} gave the build back", changes)
-            return {"build": build_view(build, cfg), "repeated": False}
+            return Finished(build=build_view(build, cfg), repeated=False)
         changes.update(finished_at=now, lease_expires_at=None)
         if result == "success":
             changes.update(state=SUCCEEDED, reason="",
@@ -252,7 +253,7 @@ def finish(db: FarmDB, cfg: FarmConfig, build_id: int, worker: str, attempt: int
         build.update(changes)
         if result == "failure":
             queue_failure_mail(conn, cfg, build)
-    return {"build": build_view(build, cfg), "repeated": False}
+    return Finished(build=build_view(build, cfg), repeated=False)
 
 
 def lose_attempt(conn: Connection, cfg: FarmConfig, build: Build, why: str,

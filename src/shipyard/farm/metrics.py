@@ -17,7 +17,6 @@ import time
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from fastapi import FastAPI, Response
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
@@ -27,6 +26,7 @@ from sqlalchemy import func, select
 
 from shipyard.db.farm_models import BUILD_STATES, FarmBuild, FarmWorker
 from shipyard.farm.db import FarmDB
+from shipyard.formats.farm import BuildView
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, float("inf"))
@@ -47,16 +47,16 @@ class FarmMetrics:
     def add_collector(self, collector: Collector) -> None:
         self.registry.register(collector)
 
-    def build_finished(self, build: dict[str, Any]) -> None:
+    def build_finished(self, build: BuildView) -> None:
         """Observe a build that reached a result (a finish answer's ``build``)."""
-        if build.get("state") not in RESULTS:
+        if build.state not in RESULTS or not build.claimed_at or not build.finished_at:
             return
         try:
-            started = datetime.fromisoformat(str(build["claimed_at"]))
-            ended = datetime.fromisoformat(str(build["finished_at"]))
-        except (KeyError, TypeError, ValueError):
+            started = datetime.fromisoformat(build.claimed_at)
+            ended = datetime.fromisoformat(build.finished_at)
+        except ValueError:
             return
-        self.build_seconds.labels(build["state"]).observe(
+        self.build_seconds.labels(build.state).observe(
             max(0.0, (ended - started).total_seconds()))
 
     def render(self) -> bytes:

@@ -5,7 +5,6 @@ held before a restart go back to the queue at once.
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from sqlalchemy import select, update
 
@@ -15,13 +14,14 @@ from shipyard.farm.db import FarmDB
 from shipyard.farm.errors import Conflict, FarmError, Forbidden
 from shipyard.farm.leases import lose_attempt
 from shipyard.farm.statements import B, W, insert_ignore, notify_queued
+from shipyard.formats.farm import Registered
 from shipyard.timeutil import utcnow
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,99}")
 
 
 def register_worker(db: FarmDB, cfg: FarmConfig, token_id: int, name: str,
-                    platforms: list[str], capacity: int, http_url: str) -> dict[str, Any]:
+                    platforms: list[str], capacity: int, http_url: str) -> Registered:
     """Record a worker; builds it held before (it restarted) go back to the queue now
     rather than when their leases run out."""
     if not NAME_RE.fullmatch(name):
@@ -54,6 +54,6 @@ def register_worker(db: FarmDB, cfg: FarmConfig, token_id: int, name: str,
                 requeued.append(row.id)
         if requeued:
             notify_queued(conn)
-    return {"worker": name, "session": session_id, "requeued": requeued,
-            "lease_seconds": cfg.lease_seconds, "heartbeat_seconds": cfg.heartbeat_seconds,
-            "log_max_bytes": cfg.log_max_bytes, "max_upload_bytes": cfg.max_upload_bytes}
+    return Registered(worker=name, session=session_id, requeued=requeued,
+                      lease_seconds=cfg.lease_seconds, heartbeat_seconds=cfg.heartbeat_seconds,
+                      log_max_bytes=cfg.log_max_bytes, max_upload_bytes=cfg.max_upload_bytes)

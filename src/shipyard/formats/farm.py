@@ -150,6 +150,9 @@ class StalePackage(PackageView):
     days_since_success: float | None
 
 
+WorkerStatus = Literal["offline", "idle", "busy", "paused"]
+
+
 class WorkerView(BaseModel):
     name: str
     platforms: list[str]
@@ -158,7 +161,7 @@ class WorkerView(BaseModel):
     paused: bool
     registered_at: str | None
     last_seen_at: str | None
-    status: Literal["offline", "idle", "busy", "paused"]
+    status: WorkerStatus
     running: list[int]
 
 

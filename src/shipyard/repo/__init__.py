@@ -6,7 +6,8 @@ archive, index and signing formats from :mod:`shipyard.formats`), above ``db``, 
 
 Public face: :mod:`.layout` (``init_repository``, ``open_repository``), :mod:`.upload`
 (``upload``, ``queued``), :mod:`.publish` (``publish``: one publisher run, which uses
-:mod:`.recovery`, :mod:`.intake` and :mod:`.generation`), :mod:`.channels` (``promote``,
-``read_published``; also re-exported by :mod:`.publish`), :mod:`.activity` (script
+:mod:`.recovery`, :mod:`.intake` and :mod:`.generation`; ``publications``: the runs'
+record), :mod:`.channels` (``promote``, ``read_published``, ``read_generation``;
+``published_in`` and ``first_listed`` for a repository directory), :mod:`.activity` (script
 activity rows), :mod:`.keys` (``keygen``), :mod:`.store` (the repository's database).
 """

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Row, Table, and_, insert, select, update
+from sqlalchemy import Row, Table, and_, case, func, insert, select, update
 
 from shipyard.db.models import ScriptActivity
 from shipyard.errors import ShipyardError
@@ -146,6 +146,42 @@ def last_success(db_url: str, name: str) -> datetime | None:
              .order_by(TABLE.c.completed.desc()).limit(1))
     with engine_for(db_url).begin() as conn:
         return aware(conn.execute(query).scalar())
+
+
+@dataclass(frozen=True)
+class ScriptSummary:
+    """One script's record at a glance (the repository page's table)."""
+
+    name: str
+    last_run: ActivityRow | None
+    last_success: datetime | None
+    last_failure: ActivityRow | None
+    runs: int
+    failures: int
+
+
+def summaries(db_url: str) -> list[ScriptSummary]:
+    """Every script that ever ran, by name: its last run, last success, last failure."""
+    newest = (TABLE.c.started.desc(), TABLE.c.id.desc())
+    result = []
+    with engine_for(db_url).connect() as conn:
+        names = sorted(conn.execute(select(TABLE.c.name).distinct()).scalars())
+        for name in names:
+            runs, failures = conn.execute(
+                select(func.count(), func.sum(case((TABLE.c.status == "failure", 1), else_=0)))
+                .where(TABLE.c.name == name)).one()
+            last = conn.execute(select(TABLE).where(TABLE.c.name == name)
+                                .order_by(*newest).limit(1)).first()
+            success = conn.execute(
+                select(func.max(TABLE.c.completed))
+                .where(and_(TABLE.c.name == name, TABLE.c.status == "success"))).scalar()
+            failure = conn.execute(select(TABLE).where(
+                and_(TABLE.c.name == name, TABLE.c.status == "failure"))
+                .order_by(*newest).limit(1)).first()
+            result.append(ScriptSummary(
+                name, _row(last) if last else None, aware(success),
+                _row(failure) if failure else None, int(runs or 0), int(failures or 0)))
+    return result
 
 
 _AGE_RE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*")

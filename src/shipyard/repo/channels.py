@@ -2,16 +2,19 @@
 
 ``read_published`` reads the current generation the way a client does (the release, then
 each index checked against the hash the release gives it), for ``repo list``, the web
-pages and tests. ``promote`` lists a package the repository already holds in one more
-channel; the next publisher run publishes it.
+pages and tests; ``published_in`` and ``first_listed`` answer the demo's questions about a
+repository directory from those same files. ``promote`` lists a package the repository
+already holds in one more channel; the next publisher run publishes it.
 """
 
 from __future__ import annotations
 
+import os
+
 from shipyard.coords import PackageCoord
 from shipyard.errors import ShipyardError
 from shipyard.formats.index import RELEASE_NAME, ChannelIndex, Release
-from shipyard.repo.layout import Repository
+from shipyard.repo.layout import Repository, open_repository
 from shipyard.repo.store import RepoStore
 
 
@@ -21,6 +24,13 @@ def read_published(repo: Repository, channel: str | None = None
     serial = repo.current_serial()
     if serial is None:
         return None, {}
+    return read_generation(repo, serial, channel)
+
+
+def read_generation(repo: Repository, serial: int, channel: str | None = None
+                    ) -> tuple[Release, dict[str, ChannelIndex]]:
+    """Generation ``serial``'s release and the indexes it names (only ``channel``'s, if
+    given), checked against its hashes."""
     base = repo.generations / str(serial)
     release = Release.from_bytes((base / RELEASE_NAME).read_bytes(), str(base / RELEASE_NAME))
     names = [channel] if channel else sorted(release.channels)
@@ -33,6 +43,29 @@ def read_published(repo: Repository, channel: str | None = None
         indexes[name] = release.check_index(name, (base / ref.path).read_bytes(),
                                             str(base / ref.path))
     return release, indexes
+
+
+def published_in(repo_dir: str | os.PathLike[str], channel: str) -> list[str]:
+    """The coordinates the current publication lists in ``channel``, sorted."""
+    _release, indexes = read_published(open_repository(repo_dir, migrate=False), channel)
+    index = indexes.get(channel)
+    return sorted(str(entry.coord) for entry in index.packages) if index else []
+
+
+def first_listed(repo_dir: str | os.PathLike[str], channel: str, name: str) -> int | None:
+    """The first generation still on disk whose ``channel`` index lists ``name``
+    (``group:id``): when that package was published, read from the published files.
+    Generations without that channel, or that cannot be read, are passed over."""
+    repo = open_repository(repo_dir, migrate=False)
+    serials = sorted(int(p.name) for p in repo.generations.iterdir() if p.name.isdigit())
+    for serial in serials:
+        try:
+            _release, indexes = read_generation(repo, serial, channel)
+        except (ShipyardError, OSError):
+            continue
+        if any(f"{entry.group}:{entry.id}" == name for entry in indexes[channel].packages):
+            return serial
+    return None
 
 
 def promote(repo: Repository, coord_text: str, channel: str) -> tuple[PackageCoord, bool]:

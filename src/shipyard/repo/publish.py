@@ -61,7 +61,7 @@ from shipyard.repo.keys import load_signing_key
 from shipyard.repo.layout import Repository, open_repository
 from shipyard.repo.recovery import recover
 from shipyard.repo.runparts import RunPartsError, run_parts
-from shipyard.repo.store import RepoStore
+from shipyard.repo.store import Publication, RepoStore
 
 __all__ = ["PassResult", "PublishResult", "promote", "publish", "read_published"]
 
@@ -106,6 +106,11 @@ class PublishResult:
         data = asdict(self)
         data["message"] = self.message
         return data
+
+
+def publications(repo_dir: str | os.PathLike[str]) -> list[Publication]:
+    """Every publication (run pass) the repository's database remembers, newest first."""
+    return RepoStore(open_repository(repo_dir, migrate=False).db_url).publications()
 
 
 def publish(settings: Settings | None, repo_dir: str | os.PathLike[str], *,

@@ -43,18 +43,18 @@ async def log_events(web: Web, request: Request, build_id: int,
                                             offset, STREAM_CHUNK)
         except FarmError:
             return
-        if chunk["text"]:
-            yield event("log", {"text": chunk["text"], "offset": offset,
-                                "next": chunk["next_offset"]}, chunk["next_offset"])
-            offset = chunk["next_offset"]
+        if chunk.text:
+            yield event("log", {"text": chunk.text, "offset": offset,
+                                "next": chunk.next_offset}, chunk.next_offset)
+            offset = chunk.next_offset
             idle = 0.0
-        if chunk["state"] != state:
-            state = chunk["state"]
+        if chunk.state != state:
+            state = chunk.state
             yield event("state", {"state": state})
-        if chunk["complete"]:
+        if chunk.complete:
             yield event("end", {"state": state, "offset": offset}, offset)
             return
-        if chunk["text"]:
+        if chunk.text:
             continue
         if await request.is_disconnected():
             return

@@ -22,12 +22,13 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, Response, Streami
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
-from shipyard.db.farm_models import FINAL_STATES, LIVE_STATES
 from shipyard.farm import actions, buildlog, buildrequests, views
 from shipyard.farm import queries as farm
 from shipyard.farm.errors import FarmError
+from shipyard.farm.stats import compute, worker_summary
+from shipyard.farm.views import FINAL_STATES, LIVE_STATES
 from shipyard.web import format as fmt
-from shipyard.web import queries, repoview, stats
+from shipyard.web import repoview, stats
 from shipyard.web.handlers import (
     HERE,
     PageError,
@@ -88,9 +89,9 @@ def router() -> APIRouter:
             queued=farm.list_builds(db, cfg, state="queued", limit=HISTORY),
             running=farm.list_builds(db, cfg, state="running", limit=HISTORY),
             failures=farm.list_failures(db, cfg, limit=10),
-            workers=workers, online=sum(1 for w in workers if w["status"] != "offline"),
-            failed_today=queries.failures_since(db, 24),
-            stale=farm.stale(db, web.stale_days), stale_days=web.stale_days)
+            workers=workers, online=sum(1 for w in workers if w.status != "offline"),
+            failed_today=farm.failures_since(db, 24),
+            stale=farm.stale_packages(db, web.stale_days), stale_days=web.stale_days)
 
     @r.get("/builds", response_class=HTMLResponse)
     @page
@@ -108,7 +109,7 @@ def router() -> APIRouter:
         older = None
         if len(rows) == HISTORY and state != "queued":
             params = {"state": state, "package": package, "worker": worker,
-                      "before": rows[-1]["id"]}
+                      "before": rows[-1].id}
             older = "/builds?" + "&".join(f"{k}={quote(str(v), safe=':')}"
                                           for k, v in params.items() if v)
         return render(web, request, visitor, "builds.html", "Builds", refresh=before is None,
@@ -120,12 +121,12 @@ def router() -> APIRouter:
     def build(request: Request, web: Web, visitor: Visitor, build_id: BuildId) -> Response:
         db, cfg = web.db, web.cfg
         view = farm.get_build(db, cfg, build_id)
-        start = max(0, int(view["log_bytes"]) - INITIAL_LOG_BYTES)
+        start = max(0, view.log_bytes - INITIAL_LOG_BYTES)
         log = buildlog.read_log(db, cfg, build_id, start, INITIAL_LOG_BYTES + STREAM_CHUNK)
-        title = f"Build {build_id}: {view['package']} {view.get('version') or ''}".strip()
+        title = f"Build {build_id}: {view.package} {view.version or ''}".strip()
         return render(web, request, visitor, "build.html", title, build=view, log=log,
-                      log_skipped=start, live=view["state"] in LIVE_STATES,
-                      final=view["state"] in FINAL_STATES,
+                      log_skipped=start, live=view.state in LIVE_STATES,
+                      final=view.state in FINAL_STATES,
                       max_attempts=cfg.max_attempts)
 
     @r.get("/builds/{build_id}/log.txt", response_class=PlainTextResponse)
@@ -133,7 +134,7 @@ def router() -> APIRouter:
     def build_log_text(request: Request, web: Web, visitor: Visitor,
                        build_id: BuildId) -> Response:
         log = buildlog.read_log(web.db, web.cfg, build_id, 0, 64 << 20)
-        response = PlainTextResponse(log["text"])
+        response = PlainTextResponse(log.text)
         response.headers["X-Content-Type-Options"] = "nosniff"
         return response
 
@@ -162,10 +163,10 @@ def router() -> APIRouter:
                     build_id: BuildId) -> Response:
         view = await run_in_threadpool(actions.abort, web.db, web.cfg, build_id,
                                        visitor.actor)
-        if view["state"] == "cancelled":
+        if view.state == "cancelled":
             message = f"Build {build_id} was cancelled before it started."
         else:
-            message = (f"Abort requested: worker {view['worker']} stops build {build_id} "
+            message = (f"Abort requested: worker {view.worker} stops build {build_id} "
                        "at its next heartbeat.")
         return redirect(web, f"/builds/{build_id}", message)
 
@@ -176,8 +177,8 @@ def router() -> APIRouter:
         view = await run_in_threadpool(actions.requeue, web.db, web.cfg, build_id,
                                        visitor.actor)
         web.coordinator.wake_claims()
-        return redirect(web, f"/builds/{view['id']}",
-                        f"Build {view['id']} queued: {view['package']} at the commit of "
+        return redirect(web, f"/builds/{view.id}",
+                        f"Build {view.id} queued: {view.package} at the commit of "
                         f"build {build_id}.")
 
     @r.get("/packages", response_class=HTMLResponse)
@@ -191,7 +192,7 @@ def router() -> APIRouter:
     def package(request: Request, web: Web, visitor: Visitor, name: str) -> Response:
         view = farm.get_package(web.db, name)
         history = farm.list_builds(web.db, web.cfg, package=name, limit=HISTORY)
-        last_success = next((b for b in history if b["state"] == "succeeded"), None)
+        last_success = next((b for b in history if b.state == "succeeded"), None)
         published = repoview.published_versions(web.coordinator.repo_dir, name)
         return render(web, request, visitor, "package.html", f"Package {name}",
                       package=view, builds=history, last_success=last_success,
@@ -203,11 +204,11 @@ def router() -> APIRouter:
                     name: str) -> Response:
         view, created, note = await run_in_threadpool(
             buildrequests.request_package_build, web.db, web.cfg, name, None, True, visitor.actor)
-        if created and view["state"] == "queued":
+        if created and view.state == "queued":
             web.coordinator.wake_claims()
-        message = (f"Build {view['id']} queued: {name} {view.get('version') or ''}".rstrip()
+        message = (f"Build {view.id} queued: {name} {view.version or ''}".rstrip()
                    + "." if created else f"No new build: {note.strip()}.")
-        return redirect(web, f"/builds/{view['id']}", message)
+        return redirect(web, f"/builds/{view.id}", message)
 
     @r.get("/workers", response_class=HTMLResponse)
     @page
@@ -224,7 +225,7 @@ def router() -> APIRouter:
             period = stats.parse_period(days, None, None)
         except stats.PeriodError as exc:
             raise PageError(400, str(exc)) from None
-        summary = stats.worker_summary(web.db, name, period)
+        summary = worker_summary(web.db, name, period)
         history = farm.list_builds(web.db, web.cfg, worker=name, limit=HISTORY)
         return render(web, request, visitor, "worker.html", f"Worker {name}", refresh=True,
                       worker=view, summary=summary, builds=history, presets=stats.PRESETS,
@@ -258,7 +259,7 @@ def router() -> APIRouter:
         except stats.PeriodError as exc:
             problem = str(exc)
             period = stats.parse_period(None, None, None)
-        data = stats.compute(web.db, period)
+        data = compute(web.db, period)
         return render(web, request, visitor, "stats.html", "Statistics",
                       status=400 if problem else 200, stats=data, problem=problem,
                       presets=stats.PRESETS, start=start or "", end=end or "",
@@ -270,7 +271,7 @@ def router() -> APIRouter:
         root = web.coordinator.repo_dir
         view = repoview.overview(root) if root is not None else None
         return render(web, request, visitor, "repository.html", "Repository", refresh=True,
-                      repo=view, backlog=queries.publish_backlog(web.db, web.cfg),
+                      repo=view, backlog=farm.publish_backlog(web.db, web.cfg),
                       now_dt=fmt.now())
 
     # -- signing in and out -------------------------------------------------------------

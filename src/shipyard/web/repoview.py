@@ -10,20 +10,14 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
-from typing import Any
-
-from sqlalchemy import and_, case, func, select
 
 from shipyard.coords import version_key
-from shipyard.db.models import ScriptActivity
 from shipyard.errors import ShipyardError
 from shipyard.formats.index import ChannelIndex, Release
-from shipyard.repo.store import engine_for
-from shipyard.timeutil import aware
+from shipyard.repo.activity import ActivityRow, ScriptSummary
+from shipyard.repo.store import Publication
 
-TABLE = ScriptActivity.__table__
 _cache: dict[Path, tuple[int, Release | None, dict[str, ChannelIndex]]] = {}
 _lock = threading.Lock()
 
@@ -59,25 +53,24 @@ def published_versions(root: Path | None, package: str) -> dict[str, list[str]] 
             for channel, index in sorted(indexes.items())}
 
 
-@dataclass
-class ScriptSummary:
+@dataclass(frozen=True)
+class ChannelRow:
     name: str
-    last_run: dict[str, Any] | None
-    last_success: datetime | None
-    last_failure: dict[str, Any] | None
-    runs: int
-    failures: int
+    priority: int
+    default: bool
+    dirty: bool  # changes wait for the next publisher run
+    packages: int | None  # as published; None before the channel's first publication
 
 
 @dataclass
 class Overview:
     root: Path
-    channels: list[dict[str, Any]] = field(default_factory=list)
+    channels: list[ChannelRow] = field(default_factory=list)
     serial: int | None = None
     release: Release | None = None
-    publications: list[dict[str, Any]] = field(default_factory=list)
+    publications: list[Publication] = field(default_factory=list)
     scripts: list[ScriptSummary] = field(default_factory=list)
-    activity: list[dict[str, Any]] = field(default_factory=list)
+    activity: list[ActivityRow] = field(default_factory=list)
     queued_uploads: int = 0
     error: str = ""
 
@@ -100,54 +93,15 @@ def overview(root: Path, *, publications: int = 15, activity: int = 25) -> Overv
         for name, priority in sorted(repo.config.channels.items(), key=lambda kv: (kv[1], kv[0])):
             state = states.get(name)
             ref = refs.get(name)
-            view.channels.append({
-                "name": name, "priority": priority,
-                "default": name == repo.config.default_channel,
-                "dirty": bool(state and state.dirty), "packages": ref.count if ref else None,
-            })
-        view.publications = [
-            {"serial": p.serial, "priority": p.priority, "status": p.status,
-             "channels": sorted(p.channels), "started": p.started, "finished": p.finished,
-             "message": p.message}
-            for p in store.publications(limit=publications)]
-        view.activity = [row.to_dict() | {"started_at": row.started,
-                                          "completed_at": row.completed}
-                         for row in activity_mod.recent(repo.db_url, limit=activity)]
-        view.scripts = _scripts(repo.db_url)
+            view.channels.append(ChannelRow(
+                name, priority, name == repo.config.default_channel,
+                bool(state and state.dirty), ref.count if ref else None))
+        view.publications = store.publications(limit=publications)
+        view.activity = activity_mod.recent(repo.db_url, limit=activity)
+        view.scripts = activity_mod.summaries(repo.db_url)
         from shipyard.repo.upload import queued
 
         view.queued_uploads = len(queued(repo))
     except (ShipyardError, OSError) as exc:
         view.error = getattr(exc, "message", None) or str(exc)
     return view
-
-
-def _scripts(db_url: str) -> list[ScriptSummary]:
-    engine = engine_for(db_url)
-    result = []
-    with engine.connect() as conn:
-        names = sorted(conn.execute(select(TABLE.c.name).distinct()).scalars())
-        for name in names:
-            runs, failures = conn.execute(
-                select(func.count(), func.sum(case((TABLE.c.status == "failure", 1), else_=0)))
-                .where(TABLE.c.name == name)).one()
-            last = conn.execute(select(TABLE).where(TABLE.c.name == name)
-                                .order_by(TABLE.c.started.desc(), TABLE.c.id.desc())
-                                .limit(1)).first()
-            success = conn.execute(
-                select(func.max(TABLE.c.completed))
-                .where(and_(TABLE.c.name == name, TABLE.c.status == "success"))).scalar()
-            failure = conn.execute(select(TABLE).where(
-                and_(TABLE.c.name == name, TABLE.c.status == "failure"))
-                .order_by(TABLE.c.started.desc(), TABLE.c.id.desc()).limit(1)).first()
-            result.append(ScriptSummary(
-                name, _activity_row(last), aware(success), _activity_row(failure),
-                int(runs or 0), int(failures or 0)))
-    return result
-
-
-def _activity_row(row: Any) -> dict[str, Any] | None:
-    if row is None:
-        return None
-    return {"status": row.status, "hostname": row.hostname, "started": aware(row.started),
-            "completed": aware(row.completed), "message": row.message}

@@ -1,20 +1,21 @@
-"""The statistics page's charts, drawn from :class:`shipyard.web.stats.Stats`."""
+"""The statistics page's charts, drawn from :class:`shipyard.farm.stats.PeriodStats`."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from shipyard.web import charts, stats
+from shipyard.farm.stats import Group, PeriodStats
+from shipyard.web import charts
 from shipyard.web import format as fmt
 
 
-def chart_set(data: stats.Stats) -> dict[str, Any]:
+def chart_set(data: PeriodStats) -> dict[str, Any]:
     labels = [b.label for b in data.buckets]
     per = "week" if data.step == "week" else "day"
     top_packages = data.packages[:15]
     top_workers = data.workers[:15]
 
-    def rate_rows(groups: list[stats.Group]) -> list[charts.Row]:
+    def rate_rows(groups: list[Group]) -> list[charts.Row]:
         rows = []
         for g in groups:
             rate = g.success_rate
@@ -24,7 +25,7 @@ def chart_set(data: stats.Stats) -> dict[str, Any]:
             rows.append(charts.Row(g.name, (rate or 0) * 100, text, css))
         return rows
 
-    def duration_rows(groups: list[stats.Group]) -> list[charts.Row]:
+    def duration_rows(groups: list[Group]) -> list[charts.Row]:
         return [charts.Row(g.name, g.median_duration,
                            fmt.duration(g.median_duration) if g.durations else "no result",
                            "s-time") for g in groups]

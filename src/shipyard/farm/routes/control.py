@@ -51,18 +51,18 @@ def control_routes() -> APIRouter:
     requesters = ("hook", "admin")
     admins = ("admin",)
 
-    def _after_request(c: Coordinator, build: dict[str, Any], created: bool, by: str) -> None:
+    def _after_request(c: Coordinator, build: BuildView, created: bool, by: str) -> None:
         events.requested(build, created, by)
         if not created:
             return
-        if build["state"] == "queued":
+        if build.state == "queued":
             c.wake_claims_threadsafe()
-        elif build["state"] == "failed":
+        elif build.state == "failed":
             c.loop.call_soon_threadsafe(c.wake_mailer)  # type: ignore[union-attr]
 
     @route(router, "POST", "/builds", requesters, status_code=200, response_model=Requested)
     def request_build(request: Request, body: BuildRequestIn, response: Response,
-                      token: TokenInfo = Depends(require(*requesters))) -> dict[str, Any]:
+                      token: TokenInfo = Depends(require(*requesters))) -> Requested:
         """Queue a build of (package, version, commit) unless that version is queued,
         running or built already; answers 201 when a build was created."""
         c = coordinator_of(request)
@@ -70,24 +70,24 @@ def control_routes() -> APIRouter:
                                                      token.name)
         _after_request(c, build, created, token.name)
         response.status_code = 201 if created else 200
-        return {"build": build, "created": created, "note": note}
+        return Requested(build=build, created=created, note=note)
 
     @route(router, "POST", "/packages/{name}/builds", requesters, status_code=200,
             response_model=Requested)
     def request_package_build(request: Request, name: str, body: PackageBuildIn,
                               response: Response,
                               token: TokenInfo = Depends(require(*requesters))
-                              ) -> dict[str, Any]:
+                              ) -> Requested:
         c = coordinator_of(request)
         build, created, note = buildrequests.request_package_build(c.db, c.cfg, name, body.commit,
                                                              body.force, token.name)
         _after_request(c, build, created, token.name)
         response.status_code = 201 if created else 200
-        return {"build": build, "created": created, "note": note}
+        return Requested(build=build, created=created, note=note)
 
     @route(router, "POST", "/builds/{build_id}/abort", admins, response_model=BuildView)
     def abort(request: Request, build_id: BuildId,
-              token: TokenInfo = Depends(require(*admins))) -> dict[str, Any]:
+              token: TokenInfo = Depends(require(*admins))) -> BuildView:
         c = coordinator_of(request)
         build = actions.abort(c.db, c.cfg, build_id, token.name)
         events.aborted(build, token.name)
@@ -95,14 +95,14 @@ def control_routes() -> APIRouter:
 
     @route(router, "POST", "/builds/{build_id}/requeue", admins, response_model=BuildView)
     def requeue(request: Request, build_id: BuildId,
-                token: TokenInfo = Depends(require(*admins))) -> dict[str, Any]:
+                token: TokenInfo = Depends(require(*admins))) -> BuildView:
         c = coordinator_of(request)
         build = actions.requeue(c.db, c.cfg, build_id, token.name)
         events.requeued(build, token.name)
         c.wake_claims_threadsafe()
         return build
 
-    def _set_paused(request: Request, name: str, paused: bool) -> dict[str, Any]:
+    def _set_paused(request: Request, name: str, paused: bool) -> WorkerView:
         c = coordinator_of(request)
         view = actions.set_worker_paused(c.db, c.cfg, name, paused)
         events.worker_paused(name, paused)
@@ -112,12 +112,12 @@ def control_routes() -> APIRouter:
 
     @route(router, "POST", "/workers/{name}/pause", admins, response_model=WorkerView)
     def pause(request: Request, name: str,
-              token: TokenInfo = Depends(require(*admins))) -> dict[str, Any]:
+              token: TokenInfo = Depends(require(*admins))) -> WorkerView:
         return _set_paused(request, name, True)
 
     @route(router, "POST", "/workers/{name}/resume", admins, response_model=WorkerView)
     def resume(request: Request, name: str,
-               token: TokenInfo = Depends(require(*admins))) -> dict[str, Any]:
+               token: TokenInfo = Depends(require(*admins))) -> WorkerView:
         return _set_paused(request, name, False)
 
     @router.get("/whoami")

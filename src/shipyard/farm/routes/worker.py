@@ -40,13 +40,13 @@ def worker_routes() -> APIRouter:
 
     @route(router, "POST", "/workers/register", worker_only, response_model=Registered)
     def register(request: Request, body: RegisterIn,
-                 token: TokenInfo = Depends(auth)) -> dict[str, Any]:
+                 token: TokenInfo = Depends(auth)) -> Registered:
         c = coordinator_of(request)
         result = workers.register_worker(c.db, c.cfg, token.id, body.name, body.platforms,
                                          body.capacity, body.http_url)
         c.forget_worker(body.name)
-        events.worker_registered(body.name, result["requeued"])
-        if result["requeued"]:
+        events.worker_registered(body.name, result.requeued)
+        if result.requeued:
             c.wake_claims_threadsafe()
         return result
 
@@ -80,14 +80,14 @@ def worker_routes() -> APIRouter:
     @route(router, "POST", "/builds/{build_id}/heartbeat", worker_only,
             response_model=HeartbeatOut)
     def heartbeat(request: Request, build_id: BuildId, body: AttemptIn,
-                  token: TokenInfo = Depends(auth)) -> dict[str, Any]:
+                  token: TokenInfo = Depends(auth)) -> HeartbeatOut:
         c = coordinator_of(request)
         c.check_worker(body.worker, token)
         return leases.heartbeat(c.db, c.cfg, build_id, body.worker, body.attempt)
 
     @route(router, "POST", "/builds/{build_id}/log", worker_only, response_model=LogOut)
     def append_log(request: Request, build_id: BuildId, body: LogIn,
-                   token: TokenInfo = Depends(auth)) -> dict[str, Any]:
+                   token: TokenInfo = Depends(auth)) -> LogOut:
         c = coordinator_of(request)
         c.check_worker(body.worker, token)
         return leases.report_log(c.db, c.cfg, build_id, body.worker, body.attempt, body.pos,
@@ -97,7 +97,7 @@ def worker_routes() -> APIRouter:
             response_model=StoredArtifact)
     async def upload(request: Request, build_id: BuildId, worker: str = Query(..., max_length=100),
                      attempt: int = Query(..., ge=1), filename: str = Query(..., max_length=300),
-                     token: TokenInfo = Depends(auth)) -> dict[str, Any]:
+                     token: TokenInfo = Depends(auth)) -> StoredArtifact:
         """The package archive as the raw request body (at most farm.max_upload_bytes)."""
         c = coordinator_of(request)
         cap = c.cfg.max_upload_bytes
@@ -135,14 +135,14 @@ def worker_routes() -> APIRouter:
     @route(router, "POST", "/builds/{build_id}/finish", worker_only, response_model=Finished,
             response_model_exclude_unset=True)
     def finish(request: Request, build_id: BuildId, body: FinishIn,
-               token: TokenInfo = Depends(auth)) -> dict[str, Any]:
+               token: TokenInfo = Depends(auth)) -> Finished:
         c = coordinator_of(request)
         c.check_worker(body.worker, token)
         result = leases.finish(c.db, c.cfg, build_id, body.worker, body.attempt, body.result,
                                 body.reason, body.tail, body.log_pos, body.log)
-        state = result["build"]["state"]
-        events.finished(result["build"], body.worker, body.attempt, body.result)
-        request.app.state.metrics.build_finished(result["build"])
+        state = result.build.state
+        events.finished(result.build, body.worker, body.attempt, body.result)
+        request.app.state.metrics.build_finished(result.build)
         if state == "failed":
             c.loop.call_soon_threadsafe(c.wake_mailer)  # type: ignore[union-attr]
         elif state == "succeeded":
@@ -154,10 +154,10 @@ def worker_routes() -> APIRouter:
             # forgotten meanwhile) must not turn its answer into an error; the worker's
             # own claim then says what is wrong.
             try:
-                result["next"] = leases.claim(c.db, c.cfg, body.worker, token.id)
-                events.claimed(result["next"], body.worker)
+                result.next = leases.claim(c.db, c.cfg, body.worker, token.id)
+                events.claimed(result.next, body.worker)
             except FarmError:
-                result["next"] = None
+                result.next = None
         return result
 
     return router
