@@ -8,7 +8,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from test_agent_links import IFACE, SERVER, TRANSPORT, Client, install, node, register
+from test_agent_links import ACCEPT_ARGS, IFACE, SERVER, TRANSPORT, Client, install, node, register
 
 from conftest import SHIPYARD, make_env
 from shipyard.formats import fleet as wire
@@ -17,16 +17,7 @@ from shipyard.link import remote
 from shipyard.node import agent_links
 
 # Like chat-server's adapter: one line per announcer host; "unchanged" when already so.
-ACCEPT = """#!/bin/sh
-remove=no
-for arg in "$@"; do
-  case "$arg" in
-    --remove) remove=yes ;;
-    --host=*) host="${arg#--host=}" ;;
-    --port=*) port="${arg#--port=}" ;;
-  esac
-done
-conf="$SHIPYARD_RUNTIME_DIR/entries.conf"
+ACCEPT = "#!/bin/sh\n" + ACCEPT_ARGS + """conf="$SHIPYARD_RUNTIME_DIR/entries.conf"
 touch "$conf"
 grep -v "^$host " "$conf" > "$conf.new"
 if [ "$remove" = no ]; then echo "$host $port $SHIPYARD_LINK_PASSWORD" >> "$conf.new"; fi

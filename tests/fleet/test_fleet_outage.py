@@ -18,17 +18,13 @@ import psutil
 import pytest
 from crosskit import CrossFleet, Proc, _free_port, chat_status
 from fleetkit import PACKAGE, _make_fleet, http_ok  # noqa: F401
+from test_fleet_links import CLIENT_PORT, ECHO_SVC, SERVER, UPPER_SVC, join_and_assign
 
 from conftest import SHIPYARD
 from helpers import free_port, wait_until
 
 OUTAGE = 60.0  # the figure: the coordinator is away for a full minute
-CHAT = "org.shipyard.examples:chat-server:1.0.0"
-ECHO = "org.shipyard.examples:jabber-echo:1.0.0"
-UPPER = "org.shipyard.examples:jabber-upper:1.0.0"
-SERVER, ECHO_SVC, UPPER_SVC = "1.chat.prod.a", "1.echo.prod.b", "1.upper.prod.c"
 LATE_SVC = "1.late.prod.b"
-CLIENT_PORT = 5222
 
 
 @dataclass
@@ -104,13 +100,7 @@ def test_coordinator_away_60s_restarts_and_unwires_nothing(cross: CrossFleet) ->
     port = _free_port(kit.coordinator_address)
     fleet.url = f"http://{kit.coordinator_address}:{port}"
     coordinator = _serve(fleet, port, "coordinator")
-    for host in hosts:
-        fleet.join(host)
-        fleet.start_agent(host)
-    fleet.fleet("assign", SERVER, "--package", CHAT, "--nodes", "a", "--",
-                f"--bind={a.address}", f"--port={CLIENT_PORT}")
-    fleet.fleet("assign", ECHO_SVC, "--package", ECHO, "--nodes", "b")
-    fleet.fleet("assign", UPPER_SVC, "--package", UPPER, "--nodes", "c")
+    join_and_assign(fleet, a, b, c)
     linked = (["echo.b.fleet.test", "upper.c.fleet.test"],) * 2
     wait_until(lambda: _chat(a) == linked, 120,
                "both transports configured on and authenticated to the server on a")
