@@ -101,6 +101,7 @@ class Setup:
         self.base = base
         self.db_url = db_url
         self.procs: list[subprocess.Popen[bytes]] = []
+        self.check_seconds: list[float] = []
         self.home = base / "coordinator"
         self.home.mkdir()
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("SHIPYARD_")}
@@ -227,12 +228,14 @@ class Setup:
     def running_at(self, revision: int, seen: dict[str, float]) -> bool:
         """Every node has applied ``revision`` and reports the instance running; notes in
         ``seen`` when each node was first found so."""
+        began = time.monotonic()
         applied = {row["name"] for row in self.http.get("/api/fleet/nodes").json()
                    if row["revision_applied"] >= revision}
         rows = self.http.get("/api/fleet/status").json()["rows"]
         running = {row["node"] for row in rows if row["instance"] == SERVICE
                    and row["actual"] == "running" and not row["last_error"]}
         now = time.monotonic()
+        self.check_seconds.append(now - began)  # the figure's resolution
         for name in applied & running:
             seen.setdefault(name, now)
         return len(seen) == len(self.nodes)
@@ -351,6 +354,7 @@ def measure(count: int, runs: int) -> dict[str, Any]:
             "fleet_p50_node_s": _summary(figures["fleet_p50_node_s"]),
             "fleet_share_of_total": _summary(share),
             "ratio_total_over_farm": _summary(over_farm),
+            "status_check_s": _summary(setup.check_seconds),
             "per_run_total_s": [round(v, 3) for v in figures["total_s"]],
             "loadavg_per_run": loads,
             "baseline": "farm: the same push -> published in the repository"}
