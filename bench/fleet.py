@@ -20,7 +20,11 @@ long poll's own fan-out, the floor under propagation.
 Memory: the coordinator process's RSS before any node joined and with every node's long
 poll parked (after the runs, nothing changing).
 
-    .venv/bin/python bench/fleet.py [--nodes 100,1000] [--runs 5]
+End to end (``--parts e2e``, in ``bench/fleet_e2e.py``): ``git push`` of a fixed package to
+the new version running on 20 real node agents, against the farm's part alone.
+
+    .venv/bin/python bench/fleet.py [--nodes 100,1000] [--runs 5] [--parts propagation,e2e]
+        [--e2e-nodes 20] [--e2e-runs 5]
 """
 
 from __future__ import annotations
@@ -378,17 +382,33 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", default="100,1000", help="comma-separated fleet sizes")
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--parts", default="propagation,e2e",
+                        help="propagation (light nodes), e2e (git push -> running on "
+                             "real agents: bench/fleet_e2e.py), or both")
+    parser.add_argument("--e2e-nodes", type=int, default=20)
+    parser.add_argument("--e2e-runs", type=int, default=5)
     args = parser.parse_args()
-    sizes = [int(s) for s in args.nodes.split(",") if s.strip()]
-    results = {}
-    for count in sizes:
-        log(f"N={count}: setting up")
-        results[str(count)] = one_size(count, args.runs)
-    aims = {"100": 2.0, "1000": 5.0}
-    print(json.dumps({"bench": "fleet", "database": "postgresql", "sizes": results,
-                      "aims_p95_s": {k: v for k, v in aims.items() if k in results},
-                      "baseline": "wakeup: a revision bump with no link change, to each "
-                                  "node's receipt"}))
+    # A TERM (timeout, CI) unwinds through the finally blocks that stop every process.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    parts = {p.strip() for p in args.parts.split(",") if p.strip()}
+    out: dict[str, Any] = {"bench": "fleet", "database": "postgresql",
+                           "loadavg_before": os.getloadavg()[0]}
+    if "propagation" in parts:
+        sizes = [int(s) for s in args.nodes.split(",") if s.strip()]
+        results = {}
+        for count in sizes:
+            log(f"N={count}: setting up")
+            results[str(count)] = one_size(count, args.runs)
+        aims = {"100": 2.0, "1000": 5.0}
+        out.update(sizes=results, aims_p95_s={k: v for k, v in aims.items() if k in results},
+                   baseline="wakeup: a revision bump with no link change, to each node's "
+                            "receipt")
+    if "e2e" in parts:
+        import fleet_e2e
+
+        out["e2e"] = fleet_e2e.measure(args.e2e_nodes, args.e2e_runs)
+    out["loadavg_after"] = os.getloadavg()[0]
+    print(json.dumps(out))
 
 
 if __name__ == "__main__":

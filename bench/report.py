@@ -303,7 +303,8 @@ def extract_vs_buildbot(raw: dict[str, Any]) -> Extracted:
 def extract_fleet(raw: dict[str, Any]) -> Extracted:
     """Propagation p95 per fleet size against the wake-up baseline (a revision bump with
     no link change, the long poll's own fan-out), pairwise per run; the aims are the
-    issue's: p95 < 2 s at 100 nodes, < 5 s at 1,000. Memory with every poll parked."""
+    issue's: p95 < 2 s at 100 nodes, < 5 s at 1,000. Memory with every poll parked. End to
+    end (``e2e``): git push -> running on real agents against push -> published."""
     out = Extracted()
     aims = raw.get("aims_p95_s") or {}
     for size, figures in sorted((raw.get("sizes") or {}).items(), key=lambda i: int(i[0])):
@@ -321,6 +322,19 @@ def extract_fleet(raw: dict[str, Any]) -> Extracted:
         if parked:
             out.rows.append(Row("fleet", f"coordinator RSS, {size} parked long polls",
                                 parked, before, of_medians(parked, before)))
+    e2e = raw.get("e2e") if isinstance(raw.get("e2e"), dict) else {}
+    total = stat(e2e.get("push_to_running_s"), "s")
+    if total:
+        # Baseline: the same push -> published, the farm's part alone; the ratio is pairwise.
+        out.rows.append(Row("fleet", f"git push -> new version running on {e2e.get('nodes')} "
+                                     "real nodes", total,
+                            stat(e2e.get("farm_push_to_published_s"), "s",
+                                 "push -> published (farm alone)"),
+                            pairwise(e2e.get("ratio_total_over_farm"))))
+        fleet = stat(e2e.get("fleet_assign_to_running_s"), "s")
+        if fleet:
+            out.rows.append(Row("fleet", f"assignment -> running on all {e2e.get('nodes')} "
+                                         "nodes (the fleet's part)", fleet))
     return out
 
 

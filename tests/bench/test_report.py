@@ -230,3 +230,22 @@ def test_fleet_rows(tmp_path: Path) -> None:
         3:] == ["< 5 s", "no"]
     assert rows[("fleet", "coordinator RSS, 100 parked long polls")][:2] == [
         "120 MB", "before any node: 97.0 MB"]
+
+
+def test_fleet_e2e_rows(tmp_path: Path) -> None:
+    """bench/fleet.py --parts e2e: git push -> running on N nodes against the farm's part
+    alone (pairwise ratio), and the fleet's part on its own."""
+    fleet = {"bench": "fleet", "database": "postgresql", "e2e": {
+        "nodes": 20, "runs": 5, "push_to_running_s": summary(3.2, 2.5, 3.3),
+        "farm_push_to_published_s": summary(1.6, 1.3, 2.1),
+        "fleet_assign_to_running_s": summary(1.1, 1.0, 1.6),
+        "ratio_total_over_farm": summary(1.9, 1.6, 2.0)}}
+    document = results(FARM)
+    document["benches"]["fleet"] = fleet
+    document["runs"]["fleet"] = run_record("fleet", 1.0, 1.0)
+    _, rows = render(tmp_path, document)
+    assert rows[("fleet", "git push -> new version running on 20 real nodes")][:3] == [
+        "3.20 [2.50-3.30] s", "push -> published (farm alone): 1.60 [1.30-2.10] s",
+        "1.90x [1.60-2.00] (pairwise)"]
+    assert rows[("fleet", "assignment -> running on all 20 nodes (the fleet's part)")][0] == \
+        "1.10 [1.00-1.60] s"

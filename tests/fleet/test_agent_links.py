@@ -30,9 +30,8 @@ for flag in "$@"; do
 done
 """
 
-ACCEPT = """#!/bin/sh
-remove=no
-password="$SHIPYARD_LINK_PASSWORD"
+# An accept adapter's reading of its arguments (into $remove, $host and $port).
+ACCEPT_ARGS = """remove=no
 for arg in "$@"; do
   case "$arg" in
     --remove) remove=yes ;;
@@ -40,6 +39,9 @@ for arg in "$@"; do
     --port=*) port="${arg#--port=}" ;;
   esac
 done
+"""
+
+ACCEPT = "#!/bin/sh\n" + ACCEPT_ARGS + """password="$SHIPYARD_LINK_PASSWORD"
 d="$SHIPYARD_RUNTIME_DIR/entries"
 mkdir -p "$d"
 echo "$remove $host" >> "$SHIPYARD_RUNTIME_DIR/calls"

@@ -52,11 +52,10 @@ def _config(host: netkit.Host, service: str) -> dict[str, str]:
     return dict(parser["link"]) if parser.has_section("link") else {}
 
 
-def test_server_and_transports_on_three_hosts(fleet: CrossFleet) -> None:
-    kit = fleet.kit
-    a, b, c = kit.add_host("a"), kit.add_host("b"), kit.add_host("c")
-    fleet.publish_examples("chat-server", "jabber-echo", "jabber-upper")
-    coordinator = fleet.start_coordinator()
+def join_and_assign(fleet: CrossFleet, a: netkit.Host, b: netkit.Host, c: netkit.Host
+                    ) -> None:
+    """Each host joined with its agent running; chat-server assigned to a (listening on
+    a's address), jabber-echo to b and jabber-upper to c."""
     for host in (a, b, c):
         fleet.join(host)
         fleet.start_agent(host)
@@ -64,6 +63,14 @@ def test_server_and_transports_on_three_hosts(fleet: CrossFleet) -> None:
                 f"--bind={a.address}", f"--port={CLIENT_PORT}")
     fleet.fleet("assign", ECHO_SVC, "--package", ECHO, "--nodes", "b")
     fleet.fleet("assign", UPPER_SVC, "--package", UPPER, "--nodes", "c")
+
+
+def test_server_and_transports_on_three_hosts(fleet: CrossFleet) -> None:
+    kit = fleet.kit
+    a, b, c = kit.add_host("a"), kit.add_host("b"), kit.add_host("c")
+    fleet.publish_examples("chat-server", "jabber-echo", "jabber-upper")
+    coordinator = fleet.start_coordinator()
+    join_and_assign(fleet, a, b, c)
 
     echo_host, upper_host = "echo.b.fleet.test", "upper.c.fleet.test"
 

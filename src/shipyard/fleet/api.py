@@ -18,9 +18,11 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from shipyard.config import Settings
 from shipyard.fleet import events, pairs, service, snapshot
+from shipyard.fleet.credentials import CredentialBatcher
 from shipyard.fleet.db import FleetDB
 from shipyard.fleet.errors import FleetError, Forbidden, Unauthorized
 from shipyard.fleet.hub import Hub
@@ -41,6 +43,7 @@ class Fleet:
         self.db = db
         self.repo_dir = repo_dir
         self.lease_seconds = max(0.5, settings.fleet.lease_seconds)
+        self.credentials = CredentialBatcher(db)
         self.hub = Hub(db, lease_seconds=self.lease_seconds,
                        poll_seconds=max(0.05, settings.fleet.poll_seconds))
         try:  # the links work (which interfaces a package announces or accepts)
@@ -74,17 +77,20 @@ def _bearer(authorization: str | None) -> str:
     return secret.strip()
 
 
-def node_auth(request: Request, name: str,
-              authorization: str | None = Header(default=None)) -> Any:
-    """The node row, when the credential is node ``name``'s own."""
+async def node_auth(request: Request, name: str,
+                    authorization: str | None = Header(default=None)) -> Any:
+    """The node row, when the credential is node ``name``'s own: read from the database
+    for this request, batched with the requests of the same moment
+    (:mod:`shipyard.fleet.credentials`), on the event loop but for that one read."""
     secret = _bearer(authorization)
     fleet = _fleet(request)
     if not secret.startswith(service.CREDENTIAL_PREFIX):
-        token = service.operator_token(fleet.db, secret)
+        token = await run_in_threadpool(service.operator_token, fleet.db, secret)
         if token is None:
             raise Unauthorized("invalid node credential")
         raise Forbidden(f"a {token.role} token may not do this (needs the node's credential)")
-    return service.authenticate_node(fleet.db, secret, name)
+    row = await fleet.credentials.lookup(service.hash_secret(secret))
+    return service.node_for(row, name)
 
 
 def _live_node_credential(db: FleetDB, secret: str) -> bool:

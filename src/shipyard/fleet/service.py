@@ -125,6 +125,12 @@ def authenticate_node(db: FleetDB, credential: str, name: str) -> Any:
     with db.rtx() as conn:
         row = conn.execute(select(FleetNode).where(
             FleetNode.credential_hash == hash_secret(credential))).first()
+    return node_for(row, name)
+
+
+def node_for(row: Any, name: str) -> Any:
+    """``row`` (the node a credential belongs to, None when it belongs to none) when it may
+    act as node ``name``; shared by the one-off and the batched check."""
     if row is None:
         raise Unauthorized("invalid node credential")
     if row.revoked_at is not None:

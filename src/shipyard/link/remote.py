@@ -19,6 +19,7 @@ import contextlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 from shipyard.config import Settings
 from shipyard.coords import ServiceCoord
@@ -114,19 +115,29 @@ def announce(settings: Settings, instance: Instance, spec: LinkAnnounce,
         return f"announce adapter {adapter} {exc}"
 
 
+class Accepted(NamedTuple):
+    """One accept adapter run: why it failed (None when it succeeded), its exit code, and
+    whether it changed the acceptor's configuration (succeeded without saying
+    "unchanged"), which is what makes a reload or restart owed."""
+
+    error: str | None
+    code: int | None
+    changed: bool = False
+
+
 def accept(settings: Settings, instance: Instance, spec: LinkAccept, announcer: str,
-           data: LinkData, *, remove: bool, running: Running | None = None
-           ) -> tuple[str | None, int | None]:
-    """Run the acceptor's adapter once: (failure reason or None, exit code)."""
+           data: LinkData, *, remove: bool, running: Running | None = None) -> Accepted:
+    """Run the acceptor's adapter once."""
     if instance.package_dir is None:
-        return instance.problem or f"{instance.coordinate}: package not installed", None
+        return Accepted(instance.problem or f"{instance.coordinate}: package not installed",
+                        None)
     try:
         run_as = adapters.resolve_user(instance.user)
     except LookupError as exc:
-        return f"accept adapter: {exc}", None
+        return Accepted(f"accept adapter: {exc}", None)
     problem = generate.prepare_runtime(settings, instance)
     if problem:
-        return f"accept adapter: {problem}", None
+        return Accepted(f"accept adapter: {problem}", None)
     # As for local pairs: the password travels in the environment, on the command line
     # only when the package asks (password_via = "argv").
     env = instance_env(instance, interface=spec.interface, announcer=announcer,
@@ -142,10 +153,10 @@ def accept(settings: Settings, instance: Instance, spec: LinkAccept, announcer: 
                                running=running)
     if run.ok:
         # The reload or restart the package asks for (on_change) is owed by the caller,
-        # once per acceptor after all its pairs ran (node.agent_links).
-        return None, 0
+        # once per acceptor after all its pairs ran (node.agent_links), when this changed.
+        return Accepted(None, 0, not adapters.reports_unchanged(run.stdout))
     kind = "accept --remove" if remove else "accept"
-    return adapters.describe_failure(kind, run, [data.password]), run.returncode
+    return Accepted(adapters.describe_failure(kind, run, [data.password]), run.returncode)
 
 
 def set_acceptors(settings: Settings, instance: Instance, spec: LinkAnnounce,

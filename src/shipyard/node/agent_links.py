@@ -213,7 +213,7 @@ def accept_all(settings: Settings, state: Any, identity: Any, doc: wire.DesiredD
 
 def _notify(settings: Settings, owed: dict[str, str]) -> None:
     """Reload (or restart) each acceptor whose adapter changed its config, as the local
-    reconcile does (the package's ``on_change``)."""
+    reconcile does (the package's ``on_change``), once however many of its pairs did."""
     for service, action in sorted(owed.items()):
         local = remote.local_instance(settings, service)
         if local is None or local.registration is None:
@@ -227,9 +227,11 @@ def _notify(settings: Settings, owed: dict[str, str]) -> None:
                      extra={"event": "link-" + action, "acceptor": service})
 
 
-def _owe(owed: dict[str, str], service: str, spec: Any) -> None:
+def _owe(owed: dict[str, str], service: str, spec: Any, changed: bool) -> None:
+    """A reload or restart is owed only when an adapter said it changed the configuration
+    (one that ends with "unchanged" leaves the running acceptor alone)."""
     action = getattr(spec, "on_change", "none") or "none"
-    if action != "none" and owed.get(service) != "restart":
+    if changed and action != "none" and owed.get(service) != "restart":
         owed[service] = action
 
 
@@ -284,20 +286,21 @@ def _apply(settings: Settings, state: Any, pair: Pair, ann: wire.Announcement, n
     for old in pair.held():
         if old.identity == data.identity:
             continue
-        error, _code = remote.accept(settings, local, spec, pair.announcer, old, remove=True,
-                                     running=running)
-        if error is None:
+        removed = remote.accept(settings, local, spec, pair.announcer, old, remove=True,
+                                running=running)
+        if removed.error is None:
             pair.maybe = [d for d in pair.maybe if d != old]
             if pair.applied == old:
                 pair.applied = None
+            _owe(owed, pair.acceptor, spec, removed.changed)
         else:
-            errors.append(error)
-    error, code = remote.accept(settings, local, spec, pair.announcer, data, remove=False,
-                                running=running)
+            errors.append(removed.error)
+    error, code, changed = remote.accept(settings, local, spec, pair.announcer, data,
+                                         remove=False, running=running)
     if error is None:
         pair.maybe = [d for d in pair.held() if d.identity != data.identity]
         pair.applied = data
-        _owe(owed, pair.acceptor, spec)
+        _owe(owed, pair.acceptor, spec, changed)
         log.info("linked %s -> %s (%s, from node %s)", pair.announcer, pair.acceptor,
                  pair.interface, ann.announcer_node,
                  extra={"event": "link", "announcer": pair.announcer,
@@ -328,13 +331,13 @@ def _remove(settings: Settings, state: Any, pair: Pair, running: Running,
     remote.save(settings, state)
     errors = []
     for data in held:
-        error, _code = remote.accept(settings, local, spec, pair.announcer, data, remove=True,
-                                     running=running)
-        if error is None:
+        removed = remote.accept(settings, local, spec, pair.announcer, data, remove=True,
+                                running=running)
+        if removed.error is None:
             pair.maybe = [d for d in pair.maybe if d != data]
-            _owe(owed, pair.acceptor, spec)
+            _owe(owed, pair.acceptor, spec, removed.changed)
         else:
-            errors.append(error)
+            errors.append(removed.error)
     if errors:
         pair.set_state(FAILED, "; ".join(errors))
         return False
