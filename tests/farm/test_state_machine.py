@@ -429,3 +429,21 @@ def test_answers_are_the_wire_models_the_worker_reads(farm: Farm) -> None:
     schema = farm.http.get("/openapi.json").json()
     claim = schema["paths"]["/api/workers/{name}/claim"]["post"]["responses"]["200"]
     assert claim["content"]["application/json"]["schema"]["$ref"].endswith("/Job")
+
+
+def test_health_and_whoami_answer_their_wire_models(farm: Farm) -> None:
+    health = farm.call("GET", "/api/health").json()
+    assert health["ok"] is True and health["last_publish"] == {}  # no round yet
+    assert set(health) == {"ok", "version", "instance", "database", "repository",
+                           "last_publish"}
+    assert farm.call("GET", "/api/whoami", "worker").json() == {"name": "worker",
+                                                                 "role": "worker"}
+    assert farm.call("GET", "/api/whoami").status_code == 401
+
+
+def test_a_publish_round_leaves_unset_fields_off_the_wire() -> None:
+    from shipyard.formats.farm import PublishRound
+
+    round_ = PublishRound(uploaded=[3], errors={4: "refused"})
+    assert round_.model_dump(mode="json", exclude_none=True) == {
+        "uploaded": [3], "published": [], "errors": {"4": "refused"}}

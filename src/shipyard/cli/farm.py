@@ -184,16 +184,16 @@ def stale(
     as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
 ) -> None:
     """List packages without a successful build for DAYS days (or never); exit 1 if any."""
-    from shipyard.farm.queries import stale as find_stale
+    from shipyard.farm.queries import stale_packages
 
-    packages = find_stale(farm_db(ctx, db), days)
+    packages = stale_packages(farm_db(ctx, db), days)
     if as_json:
-        print_json(packages)
+        print_json([p.model_dump(mode="json") for p in packages])
     else:
         print_table(None, ["package", "last success", "version", "days", "head commit"],
-                    [(p["name"], (p["last_success_at"] or "never")[:19].replace("T", " "),
-                      p["last_success_version"] or "", p["days_since_success"] or "",
-                      (p["head_commit"] or "")[:12]) for p in packages],
+                    [(p.name, (p.last_success_at or "never")[:19].replace("T", " "),
+                      p.last_success_version or "", p.days_since_success or "",
+                      (p.head_commit or "")[:12]) for p in packages],
                     empty=f"no package is older than {days:g} days")
     if packages:
         raise typer.Exit(1)

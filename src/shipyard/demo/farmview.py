@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from shipyard.demo.waiting import until
 from shipyard.errors import ShipyardError
 from shipyard.farm.client import FarmClient
-from shipyard.formats.farm import BuildDetail, BuildView, LogText, WorkerView
+from shipyard.formats.farm import BuildDetail, BuildView, Health, LogText, WorkerView
 from shipyard.repo.publish import publications as repo_publications
 
 FINISHED = ("succeeded", "failed", "aborted", "cancelled")
@@ -55,8 +55,8 @@ class FarmView:
             self.client.close()
             self.client = None
 
-    def health(self) -> dict[str, Any] | None:
-        return self._get("/api/health")
+    def health(self) -> Health | None:
+        return self._one(Health, "/api/health")
 
     def workers(self) -> list[WorkerView]:
         return self._list(WorkerView, "/api/workers")

@@ -208,7 +208,7 @@ def own_coordinator(url: str, instance: str) -> bool:
         view.close()
     if answer is None:
         return False
-    theirs = answer.get("instance") if isinstance(answer, dict) else None
+    theirs = answer.instance
     if theirs != instance:
         raise ShipyardError(f"another coordinator (instance {theirs}) answers on {url}, "
                             f"not the demo's (instance {instance})")

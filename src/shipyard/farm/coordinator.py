@@ -29,6 +29,7 @@ from shipyard.farm.config import FarmConfig
 from shipyard.farm.db import FarmDB
 from shipyard.farm.errors import Forbidden, NotFound
 from shipyard.farm.tokens import TokenInfo, hash_token
+from shipyard.formats.farm import PublishRound
 from shipyard.timeutil import aware, utcnow
 
 log = logging.getLogger("shipyard.farm")
@@ -68,7 +69,7 @@ class Coordinator:
         self._tasks: list[asyncio.Task[None]] = []
         self._stop = threading.Event()
         self._listener: threading.Thread | None = None
-        self.last_publish: dict[str, Any] = {}
+        self.last_publish: PublishRound | None = None
         self._publish_backoff = 1.0
 
     # -- wake-ups ---------------------------------------------------------------------------
@@ -226,10 +227,11 @@ class Coordinator:
         assert self.repo_dir is not None
         if not await run_in_threadpool(has_pending, self.db):
             return
-        self.last_publish = await run_in_threadpool(
+        report = await run_in_threadpool(
             publish_pending, self.db, self.cfg, self.settings, self.repo_dir)
-        events.publish_round(self.last_publish)
-        if self.last_publish.get("publish_error") or self.last_publish.get("busy"):
+        self.last_publish = report
+        events.publish_round(report)
+        if report.publish_error or report.busy:
             # Retry, backing off (a publisher that fails, e.g. for want of its signing key,
             # would otherwise write a failed activity row every second).
             await asyncio.sleep(self._publish_backoff)
@@ -237,7 +239,7 @@ class Coordinator:
             self.wake_publisher()
         else:
             self._publish_backoff = 1.0
-        if self.last_publish.get("errors"):
+        if report.errors:
             self.wake_mailer()  # the maintainers of refused packages learn why
 
     def _listen(self) -> None:

@@ -9,9 +9,8 @@ a token, a password or a build's output: only ids, names, states and reasons.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
-from shipyard.formats.farm import BuildView, Job
+from shipyard.formats.farm import BuildView, Job, PublishRound
 
 log = logging.getLogger("shipyard.farm.events")
 
@@ -78,18 +77,18 @@ def worker_paused(name: str, paused: bool) -> None:
              extra={"event": "pause" if paused else "resume", "worker": name})
 
 
-def publish_round(report: dict[str, Any]) -> None:
+def publish_round(report: PublishRound) -> None:
     """One round of the farm's publisher (see :func:`shipyard.farm.publisher.publish_pending`)."""
-    for build_id, why in sorted(report.get("errors", {}).items()):
+    for build_id, why in sorted(report.errors.items()):
         log.warning("build %s: not published: %s", build_id, _short(why),
                     extra={"event": "publish-failed", "build": build_id})
-    if report.get("publish_error"):
-        log.warning("publisher run failed: %s", _short(report["publish_error"]),
+    if report.publish_error:
+        log.warning("publisher run failed: %s", _short(report.publish_error),
                     extra={"event": "publish-failed"})
-    if report.get("published"):
-        log.info("published builds %s: %s", ", ".join(map(str, report["published"])),
-                 _short(report.get("publication")),
-                 extra={"event": "publish", "builds": report["published"]})
+    if report.published:
+        log.info("published builds %s: %s", ", ".join(map(str, report.published)),
+                 _short(report.publication),
+                 extra={"event": "publish", "builds": report.published})
 
 
 def mail_sent(row_id: int, build_id: int | None, recipient: str) -> None:

@@ -24,6 +24,7 @@ from shipyard.farm.artifacts import artifact_file
 from shipyard.farm.config import FarmConfig
 from shipyard.farm.db import FarmDB
 from shipyard.farm.outbox import fail_publication
+from shipyard.formats.farm import PublishRound
 from shipyard.fsutil import file_lock
 
 BATCH = 500
@@ -39,7 +40,7 @@ def _set(db: FarmDB, build_ids: list[int], state: str, error: str = "") -> None:
 
 
 def publish_pending(db: FarmDB, cfg: FarmConfig, settings: Settings,
-                    repo_dir: Path) -> dict[str, Any]:
+                    repo_dir: Path) -> PublishRound:
     """One round: upload every pending package, run the publisher once if anything was
     uploaded. Returns what happened (for logs and tests)."""
     from shipyard.repo.layout import open_repository
@@ -47,13 +48,13 @@ def publish_pending(db: FarmDB, cfg: FarmConfig, settings: Settings,
     from shipyard.repo.store import RepoStore
     from shipyard.repo.upload import upload
 
-    report: dict[str, Any] = {"uploaded": [], "published": [], "errors": {}}
+    report = PublishRound()
     try:
         lock = file_lock(repo_dir / "locks" / "farm-publisher.lock", timeout=0,
                          what="the farm publisher")
         lock.__enter__()
     except LockTimeout:
-        report["busy"] = True
+        report.busy = True
         return report
     try:
         with db.read() as session:
@@ -68,10 +69,10 @@ def publish_pending(db: FarmDB, cfg: FarmConfig, settings: Settings,
                 _upload(settings, repo_dir, artifact_file(cfg, build_id, attempt, str(name)),
                         str(name), upload, routes.get(str(package)))
             except ShipyardError as exc:
-                report["errors"][build_id] = exc.message
+                report.errors[build_id] = exc.message
                 fail_publication(db, cfg, {build_id: exc.message})
                 continue
-            report["uploaded"].append(build_id)
+            report.uploaded.append(build_id)
             _set(db, [build_id], "uploaded")
         with db.read() as session:
             uploaded = session.execute(
@@ -82,10 +83,10 @@ def publish_pending(db: FarmDB, cfg: FarmConfig, settings: Settings,
             return report
         try:
             result = publish(settings, repo_dir)
-            report["publication"] = result.message
+            report.publication = result.message
         except ShipyardError as exc:
             # Left "uploaded": the next round publishes again (the queue is still there).
-            report["publish_error"] = exc.message
+            report.publish_error = exc.message
             with db.write() as session:
                 session.execute(update(FarmBuild)
                                 .where(FarmBuild.id.in_([row[0] for row in uploaded]))
@@ -107,8 +108,8 @@ def publish_pending(db: FarmDB, cfg: FarmConfig, settings: Settings,
                 wrong[build_id] = why
         _set(db, done, "published")
         fail_publication(db, cfg, wrong)
-        report["published"] = done
-        report["errors"].update(wrong)
+        report.published = done
+        report.errors.update(wrong)
         return report
     finally:
         lock.__exit__(None, None, None)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import func, or_, select
 
@@ -126,12 +125,6 @@ def stale_packages(db: FarmDB, days: float, now: datetime | None = None) -> list
             days_since_success=(None if last is None
                                 else round((now - last).total_seconds() / 86400, 2))))
     return result
-
-
-def stale(db: FarmDB, days: float, now: datetime | None = None) -> list[dict[str, Any]]:
-    """:func:`stale_packages` as JSON objects, for ``shipyard farm stale`` (which prints them
-    as they are and indexes them by key)."""
-    return [package.model_dump() for package in stale_packages(db, days, now)]
 
 
 def stats(db: FarmDB) -> Stats:

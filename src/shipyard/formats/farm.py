@@ -178,6 +178,34 @@ class LogText(BaseModel):
     complete: bool
 
 
+class PublishRound(BaseModel):
+    """One round of the coordinator's publisher: what it uploaded, published and refused
+    (build id -> why); ``busy`` when another publisher held the repository, and either the
+    publication's message or the publisher's error. Unset fields are left out on the wire."""
+
+    uploaded: list[int] = Field(default_factory=list)
+    published: list[int] = Field(default_factory=list)
+    errors: dict[int, str] = Field(default_factory=dict)
+    busy: bool | None = None
+    publication: str | None = None
+    publish_error: str | None = None
+
+
+class Health(BaseModel):
+    ok: bool
+    version: str
+    instance: str
+    database: str
+    repository: str | None
+    # The last publisher round as PublishRound sends it ({} before the first).
+    last_publish: dict[str, object]
+
+
+class WhoAmI(BaseModel):
+    name: str
+    role: str
+
+
 class Stats(BaseModel):
     builds: dict[str, int]
     workers: int

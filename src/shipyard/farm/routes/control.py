@@ -3,8 +3,6 @@ pause and resume workers."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Depends, Request, Response
 
 from shipyard.coords import validate_group, validate_id, validate_version
@@ -20,6 +18,7 @@ from shipyard.formats.farm import (
     BuildView,
     PackageBuildIn,
     Requested,
+    WhoAmI,
     WorkerView,
 )
 
@@ -120,9 +119,8 @@ def control_routes() -> APIRouter:
                token: TokenInfo = Depends(require(*admins))) -> WorkerView:
         return _set_paused(request, name, False)
 
-    @router.get("/whoami")
-    def whoami(token: TokenInfo = Depends(require("worker", "hook", "admin"))
-               ) -> dict[str, Any]:
-        return {"name": token.name, "role": token.role}
+    @router.get("/whoami", response_model=WhoAmI)
+    def whoami(token: TokenInfo = Depends(require("worker", "hook", "admin"))) -> WhoAmI:
+        return WhoAmI(name=token.name, role=token.role)
 
     return router

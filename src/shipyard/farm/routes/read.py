@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse
 
@@ -13,6 +11,7 @@ from shipyard.farm.routes.auth import MAX_ID, BuildId, coordinator_of
 from shipyard.formats.farm import (
     BuildDetail,
     BuildView,
+    Health,
     LogText,
     PackageView,
     StalePackage,
@@ -24,13 +23,15 @@ from shipyard.formats.farm import (
 def public_routes() -> APIRouter:
     router = APIRouter(prefix="/api", tags=["read"])
 
-    @router.get("/health")
-    def health(request: Request) -> dict[str, Any]:
+    @router.get("/health", response_model=Health)
+    def health(request: Request) -> Health:
         coordinator = coordinator_of(request)
-        return {"ok": True, "version": __version__, "instance": coordinator.instance,
-                "database": coordinator.db.dialect,
-                "repository": str(coordinator.repo_dir) if coordinator.repo_dir else None,
-                "last_publish": coordinator.last_publish}
+        last = coordinator.last_publish
+        return Health(ok=True, version=__version__, instance=coordinator.instance,
+                      database=coordinator.db.dialect,
+                      repository=str(coordinator.repo_dir) if coordinator.repo_dir else None,
+                      last_publish=last.model_dump(mode="json", exclude_none=True)
+                      if last is not None else {})
 
     @router.get("/builds", response_model=list[BuildView])
     def builds(request: Request, state: str | None = None, package: str | None = None,
