@@ -13,6 +13,7 @@ import httpx
 from farmkit import Farm, _make_farm, _sqlite_farm, wait_until  # noqa: F401
 
 from conftest import SHIPYARD
+from kit.coordinator import listening_url
 
 
 def test_serve_refuses_to_publish_without_its_signing_key(sqlite_farm: Farm,
@@ -36,15 +37,7 @@ def test_serve_refuses_to_publish_without_its_signing_key(sqlite_farm: Farm,
     # Publishing off: it starts, and shows the repository without publishing to it.
     proc = farm._spawn("no-publish", ["farm", "serve", "--bind", "127.0.0.1:0", "--repo",
                                       str(repo), "--no-publish"])
-
-    def listening() -> str | None:
-        assert proc.alive(), proc.output()
-        for line in proc.output().splitlines():
-            if "listening on " in line:
-                return line.split("listening on ", 1)[1].split()[0]
-        return None
-
-    url = wait_until(listening, 30, what="the coordinator without publishing")
+    url = listening_url(proc, 30, "the coordinator without publishing")
     wait_until(lambda: httpx.get(f"{url}/repository", timeout=5).status_code == 200, 30)
     farm.kill(proc)
 

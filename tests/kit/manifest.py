@@ -17,17 +17,18 @@ def _present(table: Mapping[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in table.items() if value is not None}
 
 
-def manifest_text(group: str | None, ident: str | None, version: str | None = None, *,
+def manifest_text(group: str | None, ident: str | None, version: Any = None, *,
                   tables: Mapping[str, Any] | None = None, **fields: Any) -> str:
     """A manifest: ``[package]`` with ``group``, ``id``, ``version`` and ``fields``, then
     ``tables`` (``{"build": {...}, "service": {...}, "link": {...}}``). A value of None
-    is left out, so a test can write a manifest that lacks something on purpose."""
+    is left out, so a test can write a manifest that lacks something on purpose (and a
+    ``version`` of the wrong type is written as given)."""
     package = _present({"group": group, "id": ident, "version": version, **fields})
     return tomli_w.dumps({"package": package, **_present(tables or {})})
 
 
 def write_manifest(directory: Path, group: str | None, ident: str | None,
-                   version: str | None = None, **kwargs: Any) -> Path:
+                   version: Any = None, **kwargs: Any) -> Path:
     """:func:`manifest_text` written to ``directory/shipyard.toml`` (made as needed)."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "shipyard.toml"
@@ -48,3 +49,12 @@ def amend_manifest(path: Path, *, package: Mapping[str, Any] | None = None,
     document["package"].update(package or {})
     document.update(tables)
     path.write_text(tomli_w.dumps(document))
+
+
+def write_scripts(directory: Path, files: Mapping[str, str]) -> None:
+    """Executable ``files`` (path: text, dedented) in a package source ``directory``."""
+    for name, text in files.items():
+        path = directory / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text).lstrip())
+        path.chmod(0o755)
