@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,21 +14,11 @@ from typing import Any
 
 import pytest
 
+from kit.cli import SHIPYARD, Result, run
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
-SHIPYARD = [sys.executable, "-m", "shipyard.cli.main"]
 PG_ADMIN_URL = os.environ.get("SHIPYARD_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
-
-
-@dataclass
-class Result:
-    returncode: int
-    stdout: str
-    stderr: str
-
-    @property
-    def output(self) -> str:
-        return self.stdout + self.stderr
 
 
 @dataclass
@@ -42,18 +31,8 @@ class Shipyard:
     def run(self, *args: str, check: bool = True, timeout: float = 120,
             input: str | None = None, cwd: Path | None = None,
             env: dict[str, str] | None = None) -> Result:
-        full_env = {**self.env, **(env or {})}
-        proc = subprocess.run(
-            [*SHIPYARD, *args], capture_output=True, text=True, timeout=timeout,
-            env=full_env, input=input, cwd=cwd,
-        )
-        result = Result(proc.returncode, proc.stdout, proc.stderr)
-        if check and proc.returncode != 0:
-            raise AssertionError(
-                f"shipyard {' '.join(args)} exited {proc.returncode}\n"
-                f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
-            )
-        return result
+        return run({**self.env, **(env or {})}, *args, check=check, timeout=timeout,
+                   input=input, cwd=cwd)
 
     def popen(self, *args: str, **kwargs) -> subprocess.Popen:
         return subprocess.Popen([*SHIPYARD, *args], env=self.env, **kwargs)

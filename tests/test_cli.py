@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from conftest import Shipyard
+from kit.manifest import write_manifest
 
 
 def test_version(shipyard: Shipyard) -> None:
@@ -63,11 +64,8 @@ def _tricky_package(tmp_path: Path, ident: str, *, service: bool = False) -> Pat
 
     src = tmp_path / f"src-{ident}"
     src.mkdir()
-    text = (f'[package]\ngroup = "org.example.pypi"\nid = "{ident}"\nversion = "1.16.0"\n'
-            f'summary = "{TRICKY_SUMMARY}"\n')
-    if service:
-        text += '[service]\nexec = ["/bin/sleep", "1000"]\n'
-    (src / "shipyard.toml").write_text(text)
+    write_manifest(src, "org.example.pypi", ident, "1.16.0", summary=TRICKY_SUMMARY,
+                   tables={"service": {"exec": ["/bin/sleep", "1000"]} if service else None})
     return pack_directory(src, tmp_path / "out")
 
 

@@ -23,6 +23,7 @@ import psutil
 from e2ekit import fixture_public_dir, wait_until  # noqa: F401
 
 from conftest import EXAMPLES, SHIPYARD, Shipyard, make_env
+from kit.manifest import amend_manifest
 
 EXAMPLES_GROUP = "org.shipyard.examples"
 UPPER = "1.upper.demo.local"
@@ -168,9 +169,8 @@ def test_demo_runs_every_step_and_leaves_the_real_state(public_dir: Path) -> Non
 def test_a_failing_step_is_named_and_everything_is_stopped(public_dir: Path) -> None:
     examples = public_dir / "examples"
     shutil.copytree(EXAMPLES, examples)
-    build = examples / "chat-server" / "shipyard.toml"
-    build.write_text(build.read_text() + '\n[build]\ncommand = "echo no compiler here >&2; '
-                                           'exit 4"\n')
+    amend_manifest(examples / "chat-server" / "shipyard.toml",
+                   build={"command": "echo no compiler here >&2; exit 4"})
     directory = public_dir / "demo"
     result = run_demo(directory, "--examples", str(examples))
     assert result.returncode == 1, result.stdout + result.stderr

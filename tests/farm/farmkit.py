@@ -3,11 +3,7 @@ workers, a real bare git repository with the installed hook, all on loopback."""
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
 import signal
-import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes
@@ -20,11 +16,13 @@ import pytest
 
 import helpers
 from conftest import SHIPYARD, Shipyard
+from kit.cli import Result, run
+from kit.coordinator import start_coordinator
+from kit.git import GIT_ID, git  # noqa: F401  (re-exported)
+from kit.manifest import manifest_text
+from kit.procs import Proc, Procs
 from shipyard.errors import ShipyardError
 from shipyard.farm.client import FarmClient
-
-GIT_ID = ["-c", "user.name=Dev Eloper", "-c", "user.email=dev@example.org",
-          "-c", "init.defaultBranch=master", "-c", "advice.detachedHead=false"]
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05,
@@ -33,36 +31,11 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, interval: fl
     return helpers.wait_until(predicate, timeout, what, interval=interval)
 
 
-def git(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
-        check: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(["git", *GIT_ID, *args], cwd=cwd, env=env, capture_output=True,
-                            text=True, timeout=120)
-    if check and result.returncode != 0:
-        raise AssertionError(f"git {' '.join(args)} failed: {result.stderr}")
-    return result
-
-
 def manifest(group: str, ident: str, version: str, command: str | None = None,
              maintainer: str = "Pat Maintainer <pat@example.org>") -> str:
-    lines = ["[package]", f'group = "{group}"', f'id = "{ident}"', f'version = "{version}"',
-             f'maintainer = "{maintainer}"']
-    if command is not None:
-        lines += ["", "[build]", f"command = {json.dumps(command)}"]
-    return "\n".join(lines) + "\n"
-
-
-@dataclass
-class Proc:
-    name: str
-    popen: subprocess.Popen[bytes]
-    log: Path
-    url: str = ""
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
+    build = {"command": command} if command is not None else None
+    return manifest_text(group, ident, version, maintainer=maintainer,
+                         tables={"build": build})
 
 
 @dataclass
@@ -72,8 +45,14 @@ class Farm:
     db_url: str
     lease: float = 3.0
     extra_env: dict[str, str] = field(default_factory=dict)
-    procs: list[Proc] = field(default_factory=list)
     _tokens: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.running = Procs(self.root)
+
+    @property
+    def procs(self) -> list[Proc]:
+        return self.running.started
 
     @property
     def env(self) -> dict[str, str]:
@@ -82,13 +61,8 @@ class Farm:
                 "SHIPYARD_FARM_POLL_SECONDS": "0.2", **self.extra_env}
 
     def cli(self, *args: str, check: bool = True, timeout: float = 120,
-            input: str | None = None) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run([*SHIPYARD, *args], env=self.env, capture_output=True,
-                                text=True, timeout=timeout, input=input)
-        if check and result.returncode != 0:
-            raise AssertionError(f"shipyard {' '.join(args)} exited {result.returncode}\n"
-                                 f"{result.stdout}\n{result.stderr}")
-        return result
+            input: str | None = None) -> Result:
+        return run(self.env, *args, check=check, timeout=timeout, input=input)
 
     def token(self, role: str) -> str:
         """A token of ``role`` (made with the library: the CLI has tests of its own)."""
@@ -115,39 +89,13 @@ class Farm:
     # -- processes ------------------------------------------------------------------------
 
     def _spawn(self, name: str, args: list[str], env: dict[str, str] | None = None) -> Proc:
-        log = self.root / f"{name}.{len(self.procs)}.log"
-        with open(log, "wb") as handle:
-            popen = subprocess.Popen([*SHIPYARD, *args], env=env or self.env, stdout=handle,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
-        proc = Proc(name, popen, log)
-        self.procs.append(proc)
-        return proc
+        return self.running.spawn(name, [*SHIPYARD, *args], env or self.env)
 
     def start_coordinator(self, port: int = 0, repo: Path | None = None,
                           name: str = "coordinator", env: dict[str, str] | None = None) -> Proc:
-        args = ["farm", "serve", "--bind", f"127.0.0.1:{port}"]
-        if repo is not None:
-            args += ["--repo", str(repo)]
-        proc = self._spawn(name, args, env)
-
-        def listening() -> str | None:
-            if not proc.alive():
-                raise AssertionError(f"coordinator exited: {proc.output()}")
-            for line in proc.output().splitlines():
-                if "listening on " in line:
-                    return line.split("listening on ", 1)[1].split()[0]
-            return None
-
-        proc.url = wait_until(listening, 30, what="the coordinator to listen")
-        wait_until(lambda: self._healthy(proc.url), 30, what="the coordinator to answer")
-        return proc
-
-    @staticmethod
-    def _healthy(url: str) -> bool:
-        try:
-            return httpx.get(f"{url}/api/health", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
+        args = ["--repo", str(repo)] if repo is not None else []
+        return start_coordinator(self.running, env or self.env, bind=f"127.0.0.1:{port}",
+                                 args=args, name=name)
 
     def start_worker(self, name: str, url: str, capacity: int = 1,
                      extra: tuple[str, ...] = ()) -> Proc:
@@ -157,16 +105,10 @@ class Farm:
             "--workdir", str(self.root / f"workdir-{name}"), *extra])
 
     def kill(self, proc: Proc, sig: int = signal.SIGKILL) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(proc.popen.pid, sig)
-        proc.popen.wait(timeout=30)
+        proc.kill(sig)
 
     def close(self) -> None:
-        for proc in self.procs:
-            if proc.alive():
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.popen.pid, signal.SIGKILL)
-                proc.popen.wait(timeout=30)
+        self.running.close()
 
     # -- API --------------------------------------------------------------------------------
 

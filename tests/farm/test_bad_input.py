@@ -17,6 +17,7 @@ from farmkit import (  # noqa: F401
     wait_until,
 )
 
+from kit.manifest import manifest_text
 from shipyard.farm.db import FarmDB
 from shipyard.farm.tokens import create_token
 
@@ -28,8 +29,8 @@ def test_malformed_manifests_fail_with_the_error_in_log_and_mail(
     coordinator = farm.start_coordinator()
     url = coordinator.url
     source = Source.create(farm, url)
-    source.write("typo/shipyard.toml", '[package]\ngroup = "org.example"\nid = "typo"\n'
-                                       'version = 1\nmaintainer = "Ty Po <typo@example.org>"\n')
+    source.write("typo/shipyard.toml", manifest_text("org.example", "typo", 1,
+                                                     maintainer="Ty Po <typo@example.org>"))
     source.write("junk/shipyard.toml", "[package\nthis is not toml\n")
     commit, output = source.push("two broken manifests")
     created = request_ids(output)
@@ -51,10 +52,9 @@ def test_malformed_manifests_fail_with_the_error_in_log_and_mail(
 
     # Pushing the same commit's manifests again does not report twice; a fix builds.
     farm.start_worker("w1", url)
-    source.write("typo/shipyard.toml", '[package]\ngroup = "org.example"\nid = "typo"\n'
-                                       'version = "1"\nmaintainer = "Ty Po <typo@example.org>"\n')
-    source.write("junk/shipyard.toml", '[package]\ngroup = "org.example"\nid = "junk"\n'
-                                       'version = "1"\n')
+    source.write("typo/shipyard.toml", manifest_text("org.example", "typo", "1",
+                                                     maintainer="Ty Po <typo@example.org>"))
+    source.write("junk/shipyard.toml", manifest_text("org.example", "junk", "1"))
     _commit, output = source.push("fixed")
     fixed = request_ids(output)
     assert len(fixed) == 2, output

@@ -7,17 +7,14 @@ import base64
 import contextlib
 import os
 import re
-import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import uvicorn
-from farmkit import wait_until
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
+from kit.net import serving
 from shipyard.config import load_settings
 from shipyard.db.farm_models import ROLES
 from shipyard.farm.app import ROUTE_ROLES
@@ -44,21 +41,8 @@ def _api_routes(routes: list) -> list[APIRoute]:
 @contextlib.contextmanager
 def _serve(app: FastAPI) -> Iterator[httpx.Client]:
     """The app under a real Uvicorn on a free loopback port, in a thread."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    wait_until(lambda: server.started, 30, what="uvicorn to start")
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{sock.getsockname()[1]}",
-                          timeout=30) as client:
-            yield client
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        sock.close()
+    with serving(app) as url, httpx.Client(base_url=url, timeout=30) as client:
+        yield client
 
 
 def _fill(path: str) -> str:

@@ -4,15 +4,14 @@ publishing is off); and a coordinator can serve on a socket its supervisor bound
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
 from pathlib import Path
 
 import httpx
 from farmkit import Farm, _make_farm, _sqlite_farm, wait_until  # noqa: F401
 
 from conftest import SHIPYARD
+from kit.coordinator import listening_url
 
 
 def test_serve_refuses_to_publish_without_its_signing_key(sqlite_farm: Farm,
@@ -36,15 +35,7 @@ def test_serve_refuses_to_publish_without_its_signing_key(sqlite_farm: Farm,
     # Publishing off: it starts, and shows the repository without publishing to it.
     proc = farm._spawn("no-publish", ["farm", "serve", "--bind", "127.0.0.1:0", "--repo",
                                       str(repo), "--no-publish"])
-
-    def listening() -> str | None:
-        assert proc.alive(), proc.output()
-        for line in proc.output().splitlines():
-            if "listening on " in line:
-                return line.split("listening on ", 1)[1].split()[0]
-        return None
-
-    url = wait_until(listening, 30, what="the coordinator without publishing")
+    url = listening_url(proc, 30, "the coordinator without publishing")
     wait_until(lambda: httpx.get(f"{url}/repository", timeout=5).status_code == 200, 30)
     farm.kill(proc)
 
@@ -59,27 +50,22 @@ def test_serve_on_an_inherited_socket(sqlite_farm: Farm) -> None:
     sock.bind(("127.0.0.1", 0))
     sock.listen(16)
     port = sock.getsockname()[1]
-    log = farm.root / "inherited.log"
-    with open(log, "wb") as handle:
-        popen = subprocess.Popen([*SHIPYARD, "farm", "serve", "--socket-fd", str(sock.fileno())],
-                                 env=farm.env, stdout=handle, stderr=subprocess.STDOUT,
-                                 pass_fds=(sock.fileno(),), start_new_session=True)
+    proc = farm.running.spawn("inherited", [*SHIPYARD, "farm", "serve", "--socket-fd",
+                                            str(sock.fileno())], farm.env,
+                              pass_fds=(sock.fileno(),))
     sock.close()
-    try:
-        def instance() -> str | None:
-            text = log.read_text()
-            assert popen.poll() is None, text
-            if f"listening on http://127.0.0.1:{port} (instance " not in text:
-                return None
-            return text.split("(instance ", 1)[1].split(",", 1)[0]
 
-        printed = wait_until(instance, 30, what="the coordinator on the inherited socket")
-        health = wait_until(lambda: httpx.get(f"http://127.0.0.1:{port}/api/health",
-                                              timeout=5).json(), 30)
-        assert health["instance"] == printed
-    finally:
-        os.killpg(popen.pid, 9)
-        popen.wait(timeout=30)
+    def instance() -> str | None:
+        text = proc.output()
+        if f"listening on http://127.0.0.1:{port} (instance " not in text:
+            return None
+        return text.split("(instance ", 1)[1].split(",", 1)[0]
+
+    printed = proc.wait_for(instance, 30, "the coordinator on the inherited socket")
+    health = wait_until(lambda: httpx.get(f"http://127.0.0.1:{port}/api/health",
+                                          timeout=5).json(), 30)
+    assert health["instance"] == printed
+    proc.stop()
 
     bad = farm.cli("farm", "serve", "--socket-fd", "999", check=False)
     assert bad.returncode != 0 and "--socket-fd 999: not an open socket" in bad.stderr

@@ -5,35 +5,21 @@ the only address the hosts share."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import socket
 import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import netkit
 
 from conftest import EXAMPLES, SHIPYARD, Result
-from helpers import free_port, wait_until
-
-
-@dataclass
-class Proc:
-    name: str
-    popen: subprocess.Popen
-    log: Path
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
+from kit.coordinator import start_coordinator
+from kit.net import free_port
+from kit.procs import Proc, Procs
+from kit.repository import Repository
 
 
 def check(result: subprocess.CompletedProcess[str], what: str) -> Result:
@@ -48,12 +34,18 @@ class CrossFleet:
     kit: netkit.NetKit
     db_url: str = ""
     lease: float = 3.0
-    procs: list[Proc] = field(default_factory=list)
     repo_url: str = ""
     public_key: Path | None = None
     url: str = ""
     admin: str = ""
     agents: dict[str, Proc] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.running = Procs(self.kit.base)
+
+    @property
+    def procs(self) -> list[Proc]:
+        return self.running.started
 
     @property
     def base(self) -> Path:
@@ -62,29 +54,10 @@ class CrossFleet:
     # -- the root namespace: repository and coordinator ------------------------------------------
 
     def publish_examples(self, *names: str) -> None:
-        from shipyard.pkg.pack import pack_directory
-        from shipyard.repo.keys import keygen
-        from shipyard.repo.layout import init_repository
-        from shipyard.repo.publish import publish
-        from shipyard.repo.upload import upload
-
-        repo = self.base / "repository"
-        key = keygen(self.base / "keys" / "repository.key")
-        self.public_key = key.public_path
-        init_repository(repo, signing_key=key.private_path)
-        for name in names:
-            upload(None, repo, pack_directory(EXAMPLES / name, self.base / "out"))
-        publish(None, repo)
-        port = _free_port(self.kit.coordinator_address)
-        log = self.base / "http.log"
-        with open(log, "wb") as handle:
-            popen = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind",
-                                      self.kit.coordinator_address, "--directory", str(repo)],
-                                     stdout=handle, stderr=subprocess.STDOUT)
-        self.procs.append(Proc("http", popen, log))
-        self.repo_url = f"http://{self.kit.coordinator_address}:{port}/"
-        wait_until(lambda: _http_ok(self.repo_url + "current/release.json"), 30,
-                   "the repository's web server")
+        repository = Repository(self.base)
+        self.public_key = repository.public_key
+        repository.publish(*(EXAMPLES / name for name in names), out=self.base / "out")
+        self.repo_url = repository.serve(self.running, self.kit.coordinator_address)
 
     @property
     def repo_env(self) -> dict[str, str]:
@@ -105,31 +78,14 @@ class CrossFleet:
 
     def spawn(self, name: str, argv: list[str], env: dict[str, str],
               host: netkit.Host | None = None) -> Proc:
-        log = self.base / f"{name}.{len(self.procs)}.log"
-        with open(log, "wb") as handle:
-            if host is None:
-                popen = subprocess.Popen(argv, env=env, stdout=handle,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
-            else:
-                popen = host.popen(argv, env=env, stdout=handle, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
-        proc = Proc(name, popen, log)
-        self.procs.append(proc)
-        return proc
+        if host is None:
+            return self.running.spawn(name, argv, env)
+        return self.running.spawn(name, argv, env, popen=host.popen)
 
     def start_coordinator(self) -> Proc:
-        port = _free_port(self.kit.coordinator_address)
-        bind = f"{self.kit.coordinator_address}:{port}"
-        proc = self.spawn("coordinator", [*SHIPYARD, "farm", "serve", "--bind", bind],
-                          self.coordinator_env)
-        self.url = f"http://{bind}"
-
-        def healthy() -> bool:
-            if not proc.alive():
-                raise AssertionError(f"coordinator exited: {proc.output()}")
-            return _http_ok(f"{self.url}/api/health")
-
-        wait_until(healthy, 60, "the coordinator to answer")
+        proc = start_coordinator(self.running, self.coordinator_env,
+                                 bind=f"{self.kit.coordinator_address}:0", timeout=60)
+        self.url = proc.url
         return proc
 
     def root_cli(self, *args: str) -> Result:
@@ -176,20 +132,12 @@ class CrossFleet:
         return proc
 
     def kill_agent(self, host: netkit.Host) -> None:
-        proc = self.agents.pop(host.name)
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(proc.popen.pid, signal.SIGKILL)
-        proc.popen.wait(timeout=30)
+        self.agents.pop(host.name).kill()
 
     def close(self) -> None:
         for proc in self.procs:  # shown by pytest only when the test failed
             print(f"===== {proc.name} =====\n" + "\n".join(proc.output().splitlines()[-40:]))
-        for proc in self.procs:
-            if proc.alive():
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.popen.pid, signal.SIGKILL)
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    proc.popen.wait(timeout=30)
+        self.running.close()
 
 
 def chat(address: str, port: int, *lines: str) -> list[str]:
@@ -208,19 +156,6 @@ def chat_status(address: str, port: int) -> dict[str, Any] | None:
         return json.loads(chat(address, port, "STATUS")[0])
     except (OSError, ValueError):
         return None
-
-
-def _http_ok(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-def _free_port(address: str) -> int:
-    with socket.socket() as sock:
-        sock.bind((address, 0))
-        return sock.getsockname()[1]
 
 
 __all__ = ["CrossFleet", "chat", "chat_status", "free_port"]

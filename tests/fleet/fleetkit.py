@@ -5,13 +5,9 @@ loopback address (127.0.1.N) as its advertised address. No node reads another's 
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import shutil
 import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,42 +17,15 @@ import httpx
 import pytest
 
 from conftest import EXAMPLES, SHIPYARD, Result, make_env
-from helpers import free_port, kill_all, processes_under, public_tmpdir, wait_until
+from kit import net
+from kit.cli import one_line_error, run  # noqa: F401  (one_line_error: re-exported)
+from kit.coordinator import create_token, start_coordinator
+from kit.dirs import public_tmpdir
+from kit.manifest import amend_manifest
+from kit.procs import Proc, Procs, kill_all, processes_under
+from kit.repository import Repository
 
 PACKAGE = "org.example:svc-script:1.0.0"
-
-
-@dataclass
-class Proc:
-    name: str
-    popen: subprocess.Popen[bytes]
-    log: Path
-    url: str = ""
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-
-def run(env: dict[str, str], *args: str, check: bool = True, timeout: float = 120) -> Result:
-    proc = subprocess.run([*SHIPYARD, *args], capture_output=True, text=True, env=env,
-                          timeout=timeout)
-    result = Result(proc.returncode, proc.stdout, proc.stderr)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"shipyard {' '.join(args)} exited {proc.returncode}\n"
-                             f"{proc.stdout}\n{proc.stderr}")
-    return result
-
-
-def one_line_error(result: Result, code: int = 1) -> str:
-    assert result.returncode == code, result.output
-    assert "Traceback" not in result.output, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("shipyard: error: "), result.stderr
-    return lines[0]
 
 
 @dataclass
@@ -107,54 +76,32 @@ class Fleet:
     db_url: str
     lease: float = 3.0
     poll: float = 0.5
-    procs: list[Proc] = field(default_factory=list)
     nodes: list[Node] = field(default_factory=list)
     repo_url: str = ""
     public_key: Path | None = None
     _admin: str = ""
 
+    def __post_init__(self) -> None:
+        self.running = Procs(self.base)
+
+    @property
+    def procs(self) -> list[Proc]:
+        return self.running.started
+
     # -- the repository ------------------------------------------------------------------------
 
     def publish_examples(self, *names: str, versions: tuple[str, ...] = ()) -> None:
         """Publish examples (and, with ``versions``, svc-script again at those versions)."""
-        from shipyard.pkg.pack import pack_directory
-        from shipyard.repo.keys import keygen
-        from shipyard.repo.layout import init_repository
-        from shipyard.repo.publish import publish
-        from shipyard.repo.upload import upload
-
-        repo = self.base / "repository"
-        key = keygen(self.base / "keys" / "repository.key")
-        self.public_key = key.public_path
-        init_repository(repo, signing_key=key.private_path)
-        for name in names:
-            upload(None, repo, pack_directory(EXAMPLES / name, self.base / "out"))
+        repository = Repository(self.base)
+        self.public_key = repository.public_key
+        sources = [EXAMPLES / name for name in names]
         for version in versions:
             source = self.base / "src" / f"svc-script-{version}"
             shutil.copytree(EXAMPLES / "svc-script", source)
-            manifest = source / "shipyard.toml"
-            manifest.write_text(manifest.read_text().replace('version = "1.0.0"',
-                                                             f'version = "{version}"'))
-            upload(None, repo, pack_directory(source, self.base / "out"))
-        publish(None, repo)
-        port = free_port()
-        log = self.base / "http.log"
-        with open(log, "wb") as handle:
-            popen = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind",
-                                      "127.0.0.1", "--directory", str(repo)],
-                                     stdout=handle, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
-        self.procs.append(Proc("http", popen, log))
-        self.repo_url = f"http://127.0.0.1:{port}/"
-
-        def up() -> bool:
-            try:
-                return httpx.get(self.repo_url + "current/release.json",
-                                 timeout=2).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_until(up, 30, "the repository's web server")
+            amend_manifest(source / "shipyard.toml", package={"version": version})
+            sources.append(source)
+        repository.publish(*sources, out=self.base / "out")
+        self.repo_url = repository.serve(self.running)
 
     @property
     def repo_env(self) -> dict[str, str]:
@@ -174,43 +121,17 @@ class Fleet:
         return env
 
     def spawn(self, name: str, args: list[str], env: dict[str, str]) -> Proc:
-        log = self.base / f"{name}.{len(self.procs)}.log"
-        with open(log, "wb") as handle:
-            popen = subprocess.Popen([*SHIPYARD, *args], env=env, stdout=handle,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
-        proc = Proc(name, popen, log)
-        self.procs.append(proc)
-        return proc
+        return self.running.spawn(name, [*SHIPYARD, *args], env)
 
     def start_coordinator(self, port: int = 0, name: str = "coordinator",
                           **env: str) -> Proc:
-        proc = self.spawn(name, ["farm", "serve", "--bind", f"127.0.0.1:{port}"],
-                          {**self.coordinator_env, **env})
-
-        def listening() -> str | None:
-            if not proc.alive():
-                raise AssertionError(f"coordinator exited: {proc.output()}")
-            for line in proc.output().splitlines():
-                if "listening on " in line:
-                    return line.split("listening on ", 1)[1].split()[0]
-            return None
-
-        proc.url = wait_until(listening, 60, "the coordinator to listen")
-
-        def healthy() -> bool:
-            try:
-                return httpx.get(f"{proc.url}/api/health", timeout=2).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_until(healthy, 60, "the coordinator to answer")
-        return proc
+        return start_coordinator(self.running, {**self.coordinator_env, **env},
+                                 bind=f"127.0.0.1:{port}", name=name, timeout=60)
 
     def token(self, role: str, fresh: bool = False) -> str:
         if role == "admin" and self._admin and not fresh:
             return self._admin
-        result = run(self.coordinator_env, "farm", "token", "create", "--role", role)
-        secret = result.stdout.strip()
+        secret = create_token(self.coordinator_env, role)
         if role == "admin":
             self._admin = secret
         return secret
@@ -238,16 +159,10 @@ class Fleet:
         return node
 
     def kill(self, proc: Proc, sig: int = signal.SIGKILL) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(proc.popen.pid, sig)
-        proc.popen.wait(timeout=60)
+        proc.kill(sig, timeout=60)
 
     def close(self) -> None:
-        for proc in self.procs:
-            if proc.alive():
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.popen.pid, signal.SIGKILL)
-                proc.popen.wait(timeout=30)
+        self.running.close()
         for node in self.nodes:
             kill_all(processes_under(node.home))
 
@@ -272,7 +187,4 @@ def _make_fleet() -> Iterator[Any]:
 
 
 def http_ok(port: int) -> bool:
-    try:
-        return httpx.get(f"http://127.0.0.1:{port}/", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
+    return net.http_ok(f"http://127.0.0.1:{port}/")

@@ -7,30 +7,23 @@ from __future__ import annotations
 import configparser
 import json
 import os
-import pwd
 import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from kit.links import ACCEPT, ANNOUNCE, calls, install_package, register
 from shipyard.config import Settings, load_settings
-from shipyard.coords import PackageCoord, ServiceCoord
+from shipyard.coords import PackageCoord
 from shipyard.formats import fleet as wire
 from shipyard.formats import sealing
 from shipyard.node import agent_links
-from shipyard.svc import registry
-from shipyard.svc.registry import Registration
 
+GROUP = "org.test.fleet"
 IFACE = "chat"
 SERVER, TRANSPORT = "1.srv.p.a", "1.tr.p.b"
 
-ANNOUNCE = """#!/bin/sh
-for flag in "$@"; do
-  key="${flag#--}"
-  sed -n "s/^$key = //p" "$SHIPYARD_LINK_CONFIG"
-done
-"""
-
-# An accept adapter's reading of its arguments (into $remove, $host and $port).
+# An accept adapter's reading of its arguments (into $remove, $host and $port), for the
+# adapters tests/fleet/test_agent_links_reload.py writes.
 ACCEPT_ARGS = """remove=no
 for arg in "$@"; do
   case "$arg" in
@@ -39,14 +32,6 @@ for arg in "$@"; do
     --port=*) port="${arg#--port=}" ;;
   esac
 done
-"""
-
-ACCEPT = "#!/bin/sh\n" + ACCEPT_ARGS + """password="$SHIPYARD_LINK_PASSWORD"
-d="$SHIPYARD_RUNTIME_DIR/entries"
-mkdir -p "$d"
-echo "$remove $host" >> "$SHIPYARD_RUNTIME_DIR/calls"
-if [ "$remove" = yes ]; then rm -f "$d/$host"
-else printf '%s\\n%s\\n' "$port" "$password" > "$d/$host"; fi
 """
 
 
@@ -77,33 +62,20 @@ def node(tmp_path: Path, name: str) -> tuple[Settings, Identity]:
     return settings, Identity(home / "state" / "node", name, sealing.generate_private_key())
 
 
-def install(settings: Settings, ident: str, table: str, adapter: str, script: str
-            ) -> PackageCoord:
-    coord = PackageCoord("org.test.fleet", ident, "1.0")
-    root = coord.install_path(settings.software_root)
-    (root / "link.d").mkdir(parents=True)
-    (root / "shipyard.toml").write_text(
-        f'[package]\ngroup = "org.test.fleet"\nid = "{ident}"\nversion = "1.0"\n\n{table}')
-    (root / adapter).write_text(script)
-    os.chmod(root / adapter, 0o755)
-    return coord
-
-
-def register(settings: Settings, service: str, package: PackageCoord) -> None:
-    user = pwd.getpwuid(os.geteuid()).pw_name
-    registry.save(settings, Registration(ServiceCoord.parse(service), package, user))
+def accept_calls(settings: Settings) -> list[str]:
+    """The accept adapter's calls as "<remove> <host>" (yes/no, then the host linked)."""
+    return [" ".join(line.split()[-2:]) for line in calls(settings.runtime_root.parent, "accept")]
 
 
 def setup(tmp_path: Path):
     a_settings, a = node(tmp_path, "a")
     b_settings, b = node(tmp_path, "b")
-    register(a_settings, SERVER, install(
-        a_settings, "server", f'[[link.accept]]\ninterface = "{IFACE}"\n'
-        'adapter = "link.d/accept"\n', "link.d/accept", ACCEPT))
-    register(b_settings, TRANSPORT, install(
-        b_settings, "transport", f'[[link.announce]]\ninterface = "{IFACE}"\n'
-        'adapter = "link.d/announce"\ngenerate = { port = 5347, hostname_prefix = "tr", '
-        'password = "random" }\n', "link.d/announce", ANNOUNCE))
+    register(a_settings, SERVER, install_package(
+        a_settings.software_root, PackageCoord(GROUP, "server", "1.0"), accept=ACCEPT,
+        interface=IFACE))
+    register(b_settings, TRANSPORT, install_package(
+        b_settings.software_root, PackageCoord(GROUP, "transport", "1.0"), announce=ANNOUNCE,
+        interface=IFACE, port=5347, prefix="tr"))
     return a_settings, a, b_settings, b
 
 
@@ -157,12 +129,12 @@ def test_both_ends_of_a_pair_across_two_nodes(tmp_path: Path) -> None:
     assert stat.S_IMODE(state.stat().st_mode) == 0o600
     # again: unchanged, no adapter run
     agent_links.converge(a_settings, Client(), a, server_doc([announcement]))
-    assert (runtime / "calls").read_text().splitlines() == ["no tr.b.test"]
+    assert accept_calls(a_settings) == ["no tr.b.test"]
 
     # the announcement goes (announcer unassigned, node lost or pair disabled): --remove
     assert agent_links.converge(a_settings, Client(), a, server_doc([])) == []
     assert not (runtime / "entries" / "tr.b.test").exists()
-    assert (runtime / "calls").read_text().splitlines() == ["no tr.b.test", "yes tr.b.test"]
+    assert accept_calls(a_settings) == ["no tr.b.test", "yes tr.b.test"]
     assert json.loads(state.read_text())["pairs"] == []
 
 
@@ -222,10 +194,11 @@ def test_a_killed_agent_leaves_nothing_applied_unknown(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    from helpers import processes_under, wait_until
+    from kit.procs import processes_under
+    from kit.wait import wait_until
 
     a_settings, a, _b_settings, _b = setup(tmp_path)
-    adapter = PackageCoord("org.test.fleet", "server", "1.0").install_path(
+    adapter = PackageCoord(GROUP, "server", "1.0").install_path(
         a_settings.software_root) / "link.d" / "accept"
     adapter.write_text(ACCEPT + 'if [ "$remove" = no ]; then sleep 120; fi\n')
     key = tmp_path / "a.key"
@@ -249,5 +222,5 @@ def test_a_killed_agent_leaves_nothing_applied_unknown(tmp_path: Path) -> None:
 
     assert agent_links.converge(a_settings, Client(), a, server_doc([])) == []
     assert not (runtime / "entries" / "tr.b.test").exists()
-    assert (runtime / "calls").read_text().splitlines() == ["no tr.b.test", "yes tr.b.test"]
+    assert accept_calls(a_settings) == ["no tr.b.test", "yes tr.b.test"]
     assert processes_under(a_settings.runtime_root) == []

@@ -8,9 +8,12 @@ import json
 import subprocess
 from pathlib import Path
 
-from test_agent_links import ACCEPT_ARGS, IFACE, SERVER, TRANSPORT, Client, install, node, register
+from test_agent_links import ACCEPT_ARGS, GROUP, IFACE, SERVER, TRANSPORT, Client, node
 
 from conftest import SHIPYARD, make_env
+from kit.links import register
+from kit.manifest import write_manifest
+from shipyard.coords import PackageCoord
 from shipyard.formats import fleet as wire
 from shipyard.formats import sealing
 from shipyard.link import remote
@@ -45,12 +48,15 @@ def svc(home: Path, *args: str) -> str:
 
 def test_an_unchanged_accept_reloads_nothing(tmp_path: Path) -> None:
     settings, a = node(tmp_path, "a")
-    package = install(settings, "server", '[service]\nexec = ["bin/run"]\n'
-                      'reload = "script.d/reload"\n\n'
-                      f'[[link.accept]]\ninterface = "{IFACE}"\nadapter = "link.d/accept"\n'
-                      'on_change = "reload"\n', "link.d/accept", ACCEPT)
+    package = PackageCoord(GROUP, "server", "1.0")
     root = package.install_path(settings.software_root)
-    for name, text in (("bin/run", RUN), ("script.d/reload", RELOAD)):
+    root.mkdir(parents=True)
+    write_manifest(root, package.group, package.id, package.version, tables={
+        "service": {"exec": ["bin/run"], "reload": "script.d/reload"},
+        "link": {"accept": [{"interface": IFACE, "adapter": "link.d/accept",
+                             "on_change": "reload"}]}})
+    for name, text in (("bin/run", RUN), ("script.d/reload", RELOAD),
+                       ("link.d/accept", ACCEPT)):
         (root / name).parent.mkdir(exist_ok=True)
         (root / name).write_text(text)
         (root / name).chmod(0o755)

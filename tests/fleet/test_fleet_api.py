@@ -6,15 +6,14 @@ from __future__ import annotations
 import base64
 import contextlib
 import os
-import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import uvicorn
 
-from helpers import wait_until
+from kit.net import serving
+from kit.wait import wait_until
 from shipyard.config import load_settings
 from shipyard.farm.db import FarmDB
 from shipyard.farm.tokens import create_token
@@ -31,19 +30,8 @@ def serve(tmp_path: Path, **env: str) -> Iterator[tuple[str, dict[str, str]]]:
     tokens.update({f"join{i}": create_token(db, "node")[0] for i in range(4)})
     db.dispose()
     app = create_app(settings, url)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    wait_until(lambda: server.started, 30, "uvicorn to start")
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}", tokens
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        sock.close()
+    with serving(app) as base:
+        yield base, tokens
 
 
 def join(url: str, token: str, name: str) -> str:

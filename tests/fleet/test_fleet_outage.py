@@ -16,12 +16,13 @@ import httpx
 import netkit
 import psutil
 import pytest
-from crosskit import CrossFleet, Proc, _free_port, chat_status
+from crosskit import CrossFleet, chat_status
 from fleetkit import PACKAGE, _make_fleet, http_ok  # noqa: F401
 from test_fleet_links import CLIENT_PORT, ECHO_SVC, SERVER, UPPER_SVC, join_and_assign
 
 from conftest import SHIPYARD
 from helpers import free_port, wait_until
+from kit.procs import Proc
 
 OUTAGE = 60.0  # the figure: the coordinator is away for a full minute
 LATE_SVC = "1.late.prod.b"
@@ -97,7 +98,7 @@ def test_coordinator_away_60s_restarts_and_unwires_nothing(cross: CrossFleet) ->
     a, b, c = kit.add_host("a"), kit.add_host("b"), kit.add_host("c")
     hosts = [a, b, c]
     fleet.publish_examples("chat-server", "jabber-echo", "jabber-upper", "svc-script")
-    port = _free_port(kit.coordinator_address)
+    port = free_port(kit.coordinator_address)
     fleet.url = f"http://{kit.coordinator_address}:{port}"
     coordinator = _serve(fleet, port, "coordinator")
     join_and_assign(fleet, a, b, c)
@@ -115,10 +116,10 @@ def test_coordinator_away_60s_restarts_and_unwires_nothing(cross: CrossFleet) ->
     # The stop. The coordinator is frozen first, so no agent can hear of what follows;
     # the assignment is committed through a second coordinator of the same database; then
     # the first one dies. The second is gone too: no coordinator answers for 60 s.
-    other = _serve(fleet, _free_port(kit.coordinator_address), "other")
+    other = _serve(fleet, free_port(kit.coordinator_address), "other")
     os.kill(coordinator.proc.popen.pid, signal.SIGSTOP)
     stopped = time.monotonic()
-    late_port = _free_port(kit.coordinator_address)
+    late_port = free_port(kit.coordinator_address)
     env = {**fleet.coordinator_env, "SHIPYARD_FARM_URL": other.url,
            "SHIPYARD_FARM_TOKEN": fleet.admin}
     assigned = subprocess.run([*SHIPYARD, "fleet", "assign", LATE_SVC, "--package", PACKAGE,

@@ -22,23 +22,13 @@ import pytest
 from linkkit import me, wait_until
 
 from conftest import Shipyard, copy_example, make_env
-from helpers import public_tmpdir
+from kit.dirs import public_tmpdir
+from kit.net import free_ports
 
 ENV = {"SHIPYARD_LINK_FQDN": "node1.example.org"}
 ECHO_HOST = "echo.node1.example.org"
 UPPER_HOST = "upper.node1.example.org"
 CHAT, ECHO, UPPER = "1.chat.e2e.local", "1.echo.e2e.local", "1.upper.e2e.local"
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 class Client:

@@ -12,12 +12,7 @@ from pathlib import Path
 from linkkit import wait_until
 
 from conftest import EXAMPLES
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from kit.net import free_port
 
 
 def status(port: int) -> dict:

@@ -66,8 +66,7 @@ def test_two_announcers_with_one_host_and_port_do_not_share_an_entry(
 
 def test_generate_port_from_an_instance_parameter(shipyard: Shipyard) -> None:
     home = shipyard.home
-    echo = install_package(home, "echo", announce=ANNOUNCE,
-                           port='"{param.port}"')  # type: ignore[arg-type]
+    echo = install_package(home, "echo", announce=ANNOUNCE, port="{param.port}")
     server = install_package(home, "server", accept=ACCEPT)
     register(home, "1.srv.t.local", server)
     settings = settings_for(home)

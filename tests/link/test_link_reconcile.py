@@ -387,11 +387,9 @@ def test_accept_adapter_sees_the_instance_parameters(shipyard: Shipyard) -> None
                            'mkdir -p "$SHIPYARD_RUNTIME_DIR"\n'
                            'env | grep "^SHIPYARD_PARAM" | sort > "$SHIPYARD_RUNTIME_DIR/env"\n')
     echo = install_package(home, "echo", announce=ANNOUNCE)
-    server = install_package(home, "server", accept=probe)
-    manifest = server.install_path(home / "software") / "shipyard.toml"
-    manifest.write_text(manifest.read_text() + '\n[service]\nexec = ["/bin/true"]\n'
-                        '[service.params]\nc2s = { type = "port", default = 5222 }\n'
-                        'domain = { type = "string" }\n')
+    server = install_package(home, "server", accept=probe, tables={"service": {
+        "exec": ["/bin/true"], "params": {"c2s": {"type": "port", "default": 5222},
+                                          "domain": {"type": "string"}}}})
     register(home, "1.echo.t.local", echo)
     registry.save(settings_for(home), Registration(
         ServiceCoord.parse("1.srv.t.local"), server, me(),

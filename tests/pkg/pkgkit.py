@@ -12,17 +12,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from conftest import Shipyard
+from kit.manifest import manifest_text as kit_manifest_text
 
 GROUP = "org.test"
 
 
-def manifest_text(ident: str, version: str, *, group: str = GROUP, requires: list[str] | None
-                  = None, extra: str = "") -> str:
-    lines = ["[package]", f'group = "{group}"', f'id = "{ident}"', f'version = "{version}"',
-             f'summary = "test package {ident}"']
-    if requires:
-        lines.append("requires = [" + ", ".join(f'"{r}"' for r in requires) + "]")
-    return "\n".join(lines) + "\n" + extra
+def manifest_text(ident: str, version: str, *, group: str = GROUP,
+                  requires: list[str] | None = None, build: str | None = None) -> str:
+    """A test package's manifest; ``build`` is its build command."""
+    return kit_manifest_text(group, ident, version, summary=f"test package {ident}",
+                             requires=requires or None,
+                             tables={"build": {"command": build} if build else None})
 
 
 def make_source(base: Path, ident: str, version: str, *, requires: list[str] | None = None,

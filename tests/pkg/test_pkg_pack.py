@@ -108,8 +108,8 @@ def test_build_command_fills_destdir(shipyard: Shipyard, tmp_path: Path) -> None
 def test_build_failure_names_the_exit_code(shipyard: Shipyard, tmp_path: Path) -> None:
     src = tmp_path / "broken"
     src.mkdir()
-    (src / "shipyard.toml").write_text(manifest_text("broken", "1.0", extra=(
-        '[build]\ncommand = "echo compiling; echo the compiler broke >&2; exit 3"\n')))
+    (src / "shipyard.toml").write_text(manifest_text(
+        "broken", "1.0", build="echo compiling; echo the compiler broke >&2; exit 3"))
     result = shipyard.run("pkg", "pack", str(src), "--out", str(tmp_path / "out"), check=False)
     assert result.returncode == 1
     assert "exited with code 3" in result.stderr
@@ -122,8 +122,8 @@ def test_build_may_not_rename_the_package(shipyard: Shipyard, tmp_path: Path) ->
     src = tmp_path / "renamer"
     src.mkdir()
     (src / "other.toml").write_text(manifest_text("someone-else", "1.0"))
-    (src / "shipyard.toml").write_text(manifest_text("renamer", "1.0", extra=(
-        '[build]\ncommand = "cp other.toml $SHIPYARD_DESTDIR/shipyard.toml"\n')))
+    (src / "shipyard.toml").write_text(manifest_text(
+        "renamer", "1.0", build="cp other.toml $SHIPYARD_DESTDIR/shipyard.toml"))
     result = shipyard.run("pkg", "pack", str(src), "--out", str(tmp_path / "out"), check=False)
     assert result.returncode == 1, result.output
     assert "names org.test:someone-else:1.0" in result.stderr

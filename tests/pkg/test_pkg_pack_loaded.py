@@ -16,8 +16,7 @@ def test_a_loaded_manifest_packs_the_same_bytes(shipyard: Shipyard, tmp_path: Pa
     src = make_source(tmp_path, "loaded", "1.0", files={"lib/a.txt": b"a\n"})
     (src / "shipyard.toml").write_text(manifest_text(
         "loaded", "1.0",
-        extra='\n[build]\ncommand = "cp -r . $SHIPYARD_DESTDIR && echo built > '
-              '$SHIPYARD_DESTDIR/built.txt"\n'))
+        build="cp -r . $SHIPYARD_DESTDIR && echo built > $SHIPYARD_DESTDIR/built.txt"))
     cli = Path(shipyard.run("pkg", "pack", str(src), "--out", str(tmp_path / "cli"))
                .stdout.strip())
     given = pack_directory(src, tmp_path / "given", manifest=load_manifest(src),

@@ -10,8 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import subprocess
-import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,7 +19,7 @@ import pytest
 from pkgkit import GROUP, Repo, make_repo, tree_entries
 
 from conftest import Shipyard, make_env
-from helpers import free_port, wait_until
+from kit.repository import served
 
 LIB_VERSIONS = ("1.10", "1.9", "2.0")
 
@@ -217,23 +215,7 @@ def test_rollback_is_refused(shipyard: Shipyard, repo: Repo, tmp_path: Path) -> 
 
 
 def test_install_over_http(shipyard: Shipyard, published: Repo) -> None:
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
-         "--directory", str(published.root)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        import httpx
-
-        url = f"http://127.0.0.1:{port}/"
-
-        def up() -> bool:
-            try:
-                return httpx.get(url + "current/release.json", timeout=1).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_until(up, timeout=20, message="http.server")
+    with served(published.root, shipyard.home.parent) as url:
         env = published.node_env(url=f"{url}nothing/")  # the flag wins over the setting
         result = shipyard.run("pkg", "install", f"{GROUP}:top", "--repo-url", url, env=env)
         for coord in (f"{GROUP}:lib:1.9", f"{GROUP}:app:1.0", f"{GROUP}:top:3.0"):
@@ -245,9 +227,6 @@ def test_install_over_http(shipyard: Shipyard, published: Repo) -> None:
                                env=published.node_env(url=f"{url}nothing/"))
         assert missing.returncode == 1
         assert "current/release.json: not found" in missing.stderr
-    finally:
-        server.kill()
-        server.wait()
 
 
 def test_local_archive_fetches_its_requirements(shipyard: Shipyard, published: Repo,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+from kit.manifest import write_manifest
 from shipyard.formats.archive import ArchiveReader
 from shipyard.pkg.extract import extract
 from shipyard.pkg.pack import pack_directory
@@ -28,8 +29,7 @@ class Watched(ByteProgress):
 def test_one_large_file_moves_the_bar(tmp_path: Path) -> None:
     src = tmp_path / "src"
     src.mkdir()
-    (src / "shipyard.toml").write_text('[package]\ngroup = "org.example"\nid = "big"\n'
-                                       'version = "1.0"\n')
+    write_manifest(src, "org.example", "big", "1.0")
     # Incompressible, so the compressed bytes the bar follows are as many as the file's.
     (src / "blob.bin").write_bytes(random.Random(13).randbytes(12 << 20))
     archive = pack_directory(src, tmp_path / "out")

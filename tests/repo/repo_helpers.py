@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from conftest import Result, Shipyard
-from helpers import wait_until  # noqa: F401  (re-exported to the tests)
+from kit.manifest import write_manifest
+from kit.wait import wait_until  # noqa: F401  (re-exported to the tests)
 from shipyard.formats.index import RELEASE_NAME, SIGNATURE_NAME, ChannelIndex, Release
 from shipyard.formats.signing import load_public_key, verify_detached
 from shipyard.pkg.pack import pack_directory
@@ -24,11 +25,8 @@ def make_archive(workdir: Path, ident: str, version: str, *, group: str = "org.e
     tag = hashlib.sha256(f"{summary}\0{payload}\0{compression}".encode()).hexdigest()[:10]
     src = workdir / f"src-{group}-{ident}-{version}-{tag}"
     src.mkdir(parents=True, exist_ok=True)
-    lines = ["[package]", f'group = "{group}"', f'id = "{ident}"', f'version = "{version}"',
-             f"summary = {json.dumps(summary or f'{ident} {version}')}"]
-    if requires:
-        lines.append("requires = [" + ", ".join(json.dumps(r) for r in requires) + "]")
-    (src / "shipyard.toml").write_text("\n".join(lines) + "\n")
+    write_manifest(src, group, ident, version, summary=summary or f"{ident} {version}",
+                   requires=list(requires) or None)
     (src / "README").write_text(payload or f"{ident} {version}\n")
     out = workdir / f"out-{src.name}"
     return pack_directory(src, out, compression=compression)

@@ -12,6 +12,7 @@ import pytest
 from repo_helpers import coords, make_repo
 
 from conftest import Shipyard
+from kit.manifest import manifest_text
 from shipyard.errors import VerificationError
 from shipyard.formats.signing import load_public_key, verify_detached
 
@@ -153,7 +154,7 @@ def _hostile_archive(path: Path, member: str, *, appended: bytes = b"") -> Path:
     import tarfile
 
     raw = io.BytesIO()
-    manifest = b'[package]\ngroup = "org.example"\nid = "hello"\nversion = "1.0"\n'
+    manifest = manifest_text("org.example", "hello", "1.0").encode()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for name, body in (("shipyard.toml", manifest), (member, b"x")):
             info = tarfile.TarInfo(name)

@@ -6,17 +6,15 @@ from __future__ import annotations
 import json
 import os
 import random
-import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
-import httpx
 from repo_helpers import RepoUnderTest, coords, make_repo, wait_until
 
 from conftest import Shipyard
+from kit.repository import served
 from shipyard.config import load_settings
 from shipyard.errors import ShipyardError, VerificationError
 from shipyard.formats.signing import load_public_key
@@ -135,30 +133,12 @@ while [ ! -e "{go}" ] && [ $i -lt 200 ]; do sleep 0.01; i=$((i + 1)); done
     assert interrupted  # at least some kills landed after the activity row was written
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_http_reader_races_publications(shipyard: Shipyard, tmp_path: Path,
                                         db_url: str) -> None:
     repo = make_repo(shipyard, tmp_path, db_url)
     settings = _settings(repo)
     upload(settings, repo.root, repo.archive("seed", "1.0"), "stable")
     repo.publish()
-    port = _free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
-         "--directory", str(repo.root)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/"
-
-    def up() -> bool:
-        try:
-            return httpx.get(url + "current/release.json", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
     stop = threading.Event()
     seen: list[int] = []
     failures: list[str] = []
@@ -181,23 +161,21 @@ def test_http_reader_races_publications(shipyard: Shipyard, tmp_path: Path,
                 except ShipyardError as exc:  # e.g. a connection reset: not a verification
                     failures.append(f"unexpected: {exc.message}")
 
-    try:
-        wait_until(up, timeout=30, what="the HTTP server")
-        thread = threading.Thread(target=reader, daemon=True)
-        thread.start()
-        rng = random.Random(7)
-        for n in range(8):
-            channel = rng.choice(["stable", "security"])
-            upload(settings, repo.root, repo.archive(f"web{n}", "1.0"), channel)
-            repo.publish()
-        wait_until(lambda: len(set(seen)) >= 3 or failures, timeout=60,
-                   what="the reader to see several generations")
-        stop.set()
-        thread.join(timeout=60)
-    finally:
-        stop.set()
-        server.kill()
-        server.wait()
+    with served(repo.root, tmp_path) as url:
+        try:
+            thread = threading.Thread(target=reader, daemon=True)
+            thread.start()
+            rng = random.Random(7)
+            for n in range(8):
+                channel = rng.choice(["stable", "security"])
+                upload(settings, repo.root, repo.archive(f"web{n}", "1.0"), channel)
+                repo.publish()
+            wait_until(lambda: len(set(seen)) >= 3 or failures, timeout=60,
+                       what="the reader to see several generations")
+            stop.set()
+            thread.join(timeout=60)
+        finally:
+            stop.set()
     assert failures == []
     assert len(seen) >= 10
     assert seen == sorted(seen)  # serials only move forward for one reader

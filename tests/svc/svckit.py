@@ -25,12 +25,12 @@ import psutil
 import pytest
 
 from conftest import EXAMPLES, Shipyard, make_env
-from helpers import (  # noqa: F401  (re-exported)
-    kill_all,
-    processes_under,
-    public_tmpdir,
-    wait_until,
-)
+from kit.cli import one_line_error  # noqa: F401  (re-exported)
+from kit.dirs import public_tmpdir
+from kit.manifest import tables as manifest_tables
+from kit.manifest import write_manifest, write_scripts
+from kit.procs import kill_all, processes_under
+from kit.wait import wait_until  # noqa: F401  (re-exported)
 
 GROUP = "org.test.svc"
 
@@ -47,20 +47,14 @@ SHORT_TIMEOUTS = {
 
 def write_package(root: Path, ident: str, service: str | None, files: dict[str, str],
                   version: str = "1.0", extra: str = "") -> Path:
-    """A package source dir: ``shipyard.toml`` plus executable ``files``."""
+    """A package source dir: ``shipyard.toml`` (``service`` and ``extra`` are TOML text of
+    its [service] table and of further tables) plus executable ``files``."""
     directory = root / f"{ident}-{version}"
-    directory.mkdir(parents=True)
-    manifest = f'[package]\ngroup = "{GROUP}"\nid = "{ident}"\nversion = "{version}"\n'
-    manifest += 'summary = "test package"\n'
-    if service is not None:
-        manifest += f"\n[service]\n{textwrap.dedent(service).strip()}\n"
-    manifest += extra
-    (directory / "shipyard.toml").write_text(manifest)
-    for name, text in files.items():
-        path = directory / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(text).lstrip())
-        path.chmod(0o755)
+    service_table = (manifest_tables(f"[service]\n{textwrap.dedent(service).strip()}")
+                     if service is not None else {})
+    write_manifest(directory, GROUP, ident, version, summary="test package",
+                   tables={**service_table, **manifest_tables(extra)})
+    write_scripts(directory, files)
     return directory
 
 
@@ -117,16 +111,6 @@ def runtime_dir(shipyard: Shipyard, svc: str) -> Path:
 
 def state_file(shipyard: Shipyard, svc: str) -> Path:
     return shipyard.home / "run" / "svc" / f"{svc}.state"
-
-
-def one_line_error(result: Any, code: int = 1) -> str:
-    """The command failed with ``code`` and printed exactly one error line."""
-    assert result.returncode == code, result.output
-    assert "Traceback" not in result.output, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("shipyard: error: "), result.stderr
-    return lines[0]
 
 
 # ---------------------------------------------------------------------------------------

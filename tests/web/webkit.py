@@ -4,12 +4,7 @@ Chromium driven by Playwright. Everything on loopback."""
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
 import re
-import signal
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +14,13 @@ import httpx
 import pytest
 
 from conftest import ROOT, SHIPYARD, make_env
-from helpers import wait_until
+from kit.cli import Result, run
+from kit.coordinator import create_token, start_coordinator
+from kit.git import git as kit_git
+from kit.manifest import manifest_text
+from kit.net import free_port
+from kit.procs import Proc, Procs
+from kit.wait import wait_until
 from shipyard.farm.client import FarmClient
 
 CHROMIUM = "/usr/bin/chromium"
@@ -29,8 +30,6 @@ ARTIFACTS = ROOT / "tests" / "artifacts" / "web"
 PASSWORD = "correct horse battery"
 # Sign-in limits small enough to test: 3 failures per address within 4 seconds.
 LIMITS = {"SHIPYARD_WEB_SIGNIN_ATTEMPTS": "3", "SHIPYARD_WEB_SIGNIN_WINDOW": "4"}
-GIT_ID = ["-c", "user.name=Dev Eloper", "-c", "user.email=dev@example.org",
-          "-c", "init.defaultBranch=master"]
 
 # Example packages: one quick, one that prints a line every 0.6 s for six seconds,
 # one that runs until it is aborted, one that fails, one that prints a long log until aborted.
@@ -47,38 +46,14 @@ PACKAGES = {
 }
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def git(*args: str, cwd: Path | None = None) -> str:
-    result = subprocess.run(["git", *GIT_ID, *args], cwd=cwd, capture_output=True, text=True,
-                            timeout=60)
-    if result.returncode != 0:
-        raise AssertionError(f"git {' '.join(args)} failed: {result.stderr}")
-    return result.stdout.strip()
+    return kit_git(*args, cwd=cwd).stdout.strip()
 
 
 def manifest(ident: str, version: str, command: str) -> str:
-    return (f'[package]\ngroup = "org.example"\nid = "{ident}"\nversion = "{version}"\n'
-            f'maintainer = "Pat Maintainer <pat@example.org>"\n\n'
-            f"[build]\ncommand = {json.dumps(command)}\n")
-
-
-@dataclass
-class Proc:
-    popen: subprocess.Popen[bytes]
-    log: Path
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
+    return manifest_text("org.example", ident, version,
+                         maintainer="Pat Maintainer <pat@example.org>",
+                         tables={"build": {"command": command}})
 
 
 @dataclass
@@ -88,13 +63,15 @@ class WebFarm:
     root: Path
     env: dict[str, str]
     url: str = ""
-    procs: list[Proc] = field(default_factory=list)
     tokens: dict[str, str] = field(default_factory=dict)
     repo_dir: Path | None = None
     bare: Path | None = None
     commit: str = ""
     worker_http: int | None = None
     builds: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.running = Procs(self.root, grace=10)
 
     # -- processes --------------------------------------------------------------------------
 
@@ -110,52 +87,25 @@ class WebFarm:
         return cls(root, env)
 
     def cli(self, *args: str, input: str | None = None, check: bool = True,
-            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run([*SHIPYARD, *args], env={**self.env, **(env or {})},
-                                capture_output=True, text=True, timeout=120, input=input)
-        if check and result.returncode != 0:
-            raise AssertionError(f"shipyard {' '.join(args)} exited {result.returncode}\n"
-                                 f"{result.stdout}\n{result.stderr}")
-        return result
+            env: dict[str, str] | None = None) -> Result:
+        return run({**self.env, **(env or {})}, *args, check=check, input=input)
 
     def spawn(self, name: str, *args: str) -> Proc:
-        log = self.root / f"{name}.{len(self.procs)}.log"
-        with open(log, "wb") as handle:
-            popen = subprocess.Popen([*SHIPYARD, *args], env=self.env, stdout=handle,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
-        proc = Proc(popen, log)
-        self.procs.append(proc)
-        return proc
+        return self.running.spawn(name, [*SHIPYARD, *args], self.env)
 
     def serve(self, *, repository: bool = False) -> WebFarm:
-        args = ["farm", "serve", "--bind", "127.0.0.1:0"]
+        args: list[str] = []
         if repository:
             self.cli("repo", "keygen")
             self.repo_dir = self.root / "repo"
             self.cli("repo", "init", str(self.repo_dir))
             args += ["--repo", str(self.repo_dir)]
-        proc = self.spawn("coordinator", *args)
-
-        def listening() -> str | None:
-            if not proc.alive():
-                raise AssertionError(f"coordinator exited: {proc.output()}")
-            found = re.search(r"listening on (\S+)", proc.output())
-            return found.group(1) if found else None
-
-        self.url = wait_until(listening, 30, what="the coordinator to listen")
-        wait_until(self._healthy, 30, what="the coordinator to answer")
+        self.url = start_coordinator(self.running, self.env, args=args).url
         return self
-
-    def _healthy(self) -> bool:
-        try:
-            return httpx.get(f"{self.url}/api/health", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
 
     def token(self, role: str) -> str:
         if role not in self.tokens:
-            self.tokens[role] = self.cli("farm", "token", "create", "--role", role,
-                                         "--name", f"test-{role}").stdout.strip()
+            self.tokens[role] = create_token(self.env, role, f"test-{role}")
         return self.tokens[role]
 
     def add_user(self, name: str = "alice", password: str = PASSWORD) -> None:
@@ -172,16 +122,7 @@ class WebFarm:
         return proc
 
     def close(self) -> None:
-        for proc in reversed(self.procs):
-            if proc.alive():
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.popen.pid, signal.SIGTERM)
-                try:
-                    proc.popen.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.killpg(proc.popen.pid, signal.SIGKILL)
-                    proc.popen.wait(timeout=10)
+        self.running.close()
 
     # -- source and builds --------------------------------------------------------------------
 
