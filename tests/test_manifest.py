@@ -178,3 +178,27 @@ def test_exec_programs() -> None:
             assert "expected a relative path inside the package" in exc.message
         else:
             raise AssertionError(f"an absolute {key} was accepted")
+
+
+def test_link_accept_port_is_a_number_or_a_declared_port_parameter() -> None:
+    accept = '[[link.accept]]\ninterface = "chat"\nadapter = "b"\n'
+    fixed = parse_manifest(HEAD + accept + "port = 5347\n")
+    assert (fixed.accepts[0].port, fixed.accepts[0].port_param) == (5347, None)
+    templated = parse_manifest(
+        HEAD + SERVICE + '[service.params]\ncport = { type = "port", default = 5347 }\n'
+        + accept + 'port = "{param.cport}"\n')
+    assert (templated.accepts[0].port, templated.accepts[0].port_param) == (None, "cport")
+    assert parse_manifest(HEAD + accept).accepts[0].port is None
+    for text, message in (
+            (accept + "port = 70000\n", "link.accept[0].port: expected an integer from 1"),
+            (accept + 'port = "5347"\n',
+             "link.accept[0].port: expected a port number or \"{param.NAME}\""),
+            (accept + 'port = "{param.cport}"\n',
+             "link.accept[0].port: {param.cport} must name a [service.params] entry"),
+            (SERVICE + '[service.params]\ncport = { type = "string" }\n' + accept
+             + 'port = "{param.cport}"\n',
+             "link.accept[0].port: {param.cport} must name a [service.params] entry of type "
+             "\"port\" or \"int\" (it is 'string')")):
+        with pytest.raises(ManifestError) as caught:
+            parse_manifest(HEAD + text, "m.toml")
+        assert caught.value.message.startswith(f"m.toml: {message}"), caught.value.message

@@ -29,7 +29,7 @@ ECHO = "org.shipyard.examples:xmpp-echo:1.0.0"
 SERVER, ECHO_B, ECHO_C = "1.xmpp.prod.a", "1.echo.prod.b", "1.echo.prod.c"
 PROBE = "1.probe.test.a"  # registered by hand on a, never started: the test plays it
 HOST_B, HOST_C, HOST_PROBE = "echo.b.fleet.test", "echo.c.fleet.test", "echo.a.fleet.test"
-COMPONENT_PORT = 5347
+COMPONENT_PORT = 5349  # a's component-port: not the 5347 the components announce
 STREAMS = "http://etherx.jabber.org/streams"
 
 
@@ -56,7 +56,8 @@ def test_prosody_and_components_across_hosts(fleet: CrossFleet) -> None:
         fleet.join(host)
         fleet.start_agent(host)
     fleet.fleet("assign", SERVER, "--package", PROSODY, "--nodes", "a", "--",
-                f"--bind={a.address}", "--domain=a.fleet.test")
+                f"--bind={a.address}", "--domain=a.fleet.test",
+                f"--component-port={COMPONENT_PORT}")
     fleet.fleet("assign", ECHO_B, "--package", ECHO, "--nodes", "b")
     fleet.fleet("assign", ECHO_C, "--package", ECHO, "--nodes", "c")
 
@@ -67,7 +68,11 @@ def test_prosody_and_components_across_hosts(fleet: CrossFleet) -> None:
         wait_until(lambda h=host, s=service, n=name: f"authenticated as {n} at "
                    f"{a.address}:{COMPONENT_PORT}" in _echo_log(h, s), 30,
                    message=f"{name} to log its handshake with prosody at a")
-    assert _link(b, ECHO_B)["acceptor_host"] == a.address
+    link_b = _link(b, ECHO_B)
+    assert (link_b["acceptor_host"], link_b["acceptor_port"], link_b["port"]) == (
+        a.address, str(COMPONENT_PORT), "5347")
+    assert f"component_ports = {{ {COMPONENT_PORT} }}" in _read(
+        _runtime(a, SERVER) / "etc" / "prosody.cfg.lua")  # its own port, and no other
     config = _components(a)
     assert set(re.findall(r'^Component "([^"]+)"', config, re.M)) == {HOST_B, HOST_C}
     assert "/etc/prosody" not in (_runtime(a, SERVER) / "etc" / "prosody.cfg.lua").read_text()

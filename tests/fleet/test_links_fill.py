@@ -161,3 +161,29 @@ def test_no_link_fields_without_link_interfaces(fleet: FleetDB) -> None:
     inst = doc(fleet, "c")[OTHER]
     assert inst.announcements == [] and inst.acceptors == []
 
+
+
+def test_the_acceptor_port_comes_from_its_assignment_parameters(db: FleetDB) -> None:
+    """``[[link.accept]] port = "{param.cport}"``: the acceptor's own parameter, else its
+    ``[service.params]`` default, is the port the announcer is told to connect to."""
+    from shipyard.manifest import LinkAccept, ParamSpec
+
+    ported = links.Interfaces(
+        accepts=frozenset({IFACE}),
+        accept_specs=(LinkAccept(IFACE, "a", port_param="cport"),),
+        params=(ParamSpec("cport", "port", "5347"),))
+
+    class PortSource(Source):
+        def interfaces(self, package: str) -> links.Interfaces:
+            return ported if package == SERVER_PKG else super().interfaces(package)
+
+    links.set_source(PortSource())
+    add_node(db, "a", "10.0.0.1")
+    add_node(db, "b", "10.0.0.2")
+    add_node(db, "c", "10.0.0.3")
+    service.assign(db, wire.AssignRequest(service=SERVER, package=SERVER_PKG, nodes=["a"],
+                                          params=["--cport=6001"]))
+    assign(db, "c", "2.server.p.c", SERVER_PKG)
+    assign(db, "b", TRANSPORT, TRANSPORT_PKG)
+    found = {a.acceptor: (a.host, a.port) for a in doc(db, "b")[TRANSPORT].acceptors}
+    assert found == {SERVER: ("10.0.0.1", 6001), "2.server.p.c": ("10.0.0.3", 5347)}

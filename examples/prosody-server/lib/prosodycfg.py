@@ -9,8 +9,8 @@ The components file is Lua that prosody Includes, in blocks the adapter wrote it
         component_secret = "..."
 
 so reading it back needs no Lua parser: a block is its header line and the indented
-lines below it. The port in the header comment is the one the transport connects to; the
-runner opens every such port besides the instance's component-port parameter.
+lines below it. The port in the header comment is the one the transport announced (it
+keys the entry for ``--remove``); prosody listens on the instance's component-port only.
 """
 
 from __future__ import annotations

@@ -10,7 +10,10 @@ document:
   acceptor's agent runs ``--remove`` for whatever disappears;
 * for each announcing instance there, every acceptor of its interface (disabled pairs
   too: disabling makes the acceptor refuse, it does not move the announcer) with that
-  node's advertised address and X25519 key, so the announcer's agent can seal its password for
+  node's advertised address, the port it accepts on (``[[link.accept]] port`` of its
+  package, a ``{param.NAME}`` resolved with the assignment's parameters and the package's
+  ``[service.params]`` defaults, as registration resolves them; none declared: the
+  announcer's own port) and X25519 key, so the announcer's agent can seal its password for
   each acceptor node (a new acceptor node gets its copy the same way) and write where to
   connect into the announcer's generated link file. Acceptors on a lost node stay listed:
   a missed lease is not a new address, and a transport is not restarted for it.
@@ -44,15 +47,36 @@ from shipyard.db.fleet_models import (
 )
 from shipyard.errors import ShipyardError
 from shipyard.formats import fleet as wire
+from shipyard.manifest import LinkAccept, ParamSpec
 
 
 @dataclass(frozen=True)
 class Interfaces:
-    """What one package's manifest declares; ``problem`` when it could not be read."""
+    """What one package's manifest declares; ``problem`` when it could not be read.
+    ``accept_specs`` and ``params`` say on which port an instance accepts."""
 
     announces: frozenset[str] = frozenset()
     accepts: frozenset[str] = frozenset()
     problem: str | None = None
+    accept_specs: tuple[LinkAccept, ...] = ()
+    params: tuple[ParamSpec, ...] = ()
+
+    def accept_port(self, interface: str, params_json: str) -> int | None:
+        """The port an instance with these assignment parameters accepts ``interface``
+        on; None when the package does not say (or the parameters do not resolve it:
+        registration on the node refuses those)."""
+        spec = next((a for a in self.accept_specs if a.interface == interface), None)
+        if spec is None or spec.port_param is None:
+            return spec.port if spec is not None else None
+        from shipyard.link.generate import announced_port
+        from shipyard.svc.params import parse_params, with_defaults
+
+        try:
+            given = json.loads(params_json or "[]")
+            values = parse_params(with_defaults(self.params, [str(p) for p in given]))
+            return announced_port(spec, values, key="port")
+        except (ShipyardError, ValueError, TypeError):
+            return None
 
 
 class ManifestSource:
@@ -109,7 +133,9 @@ class ManifestSource:
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         return Interfaces(frozenset(a.interface for a in manifest.announces),
-                          frozenset(a.interface for a in manifest.accepts))
+                          frozenset(a.interface for a in manifest.accepts),
+                          accept_specs=manifest.accepts,
+                          params=manifest.service.params if manifest.service else ())
 
 
 _source: ManifestSource | None = None
@@ -169,8 +195,10 @@ def _read_view(conn: Connection, source: Any) -> _View:
         FleetNode.lost_at, FleetNode.revoked_at, FleetNode.lease_expires_at))}
     disabled = {(r.announcer, r.acceptor) for r in conn.execute(
         select(FleetDisabledPair.announcer, FleetDisabledPair.acceptor))}
-    assigned = {(r.node_id, r.service): r.package for r in conn.execute(
-        select(FleetAssignment.node_id, FleetAssignment.service, FleetAssignment.package))}
+    rows = conn.execute(select(FleetAssignment.node_id, FleetAssignment.service,
+                               FleetAssignment.package, FleetAssignment.params)).all()
+    assigned = {(r.node_id, r.service): r.package for r in rows}
+    params = {(r.node_id, r.service): r.params for r in rows}
     announcements: dict[str, list[tuple[Any, dict[str, str]]]] = {}
     for row in conn.execute(select(FleetAnnouncement).order_by(FleetAnnouncement.instance)):
         announcements.setdefault(row.interface, []).append((row, _sealed_map(row.sealed)))
@@ -179,10 +207,13 @@ def _read_view(conn: Connection, source: Any) -> _View:
         owner = nodes.get(node_id)
         if owner is None or owner.revoked_at is not None:
             continue
-        for interface in sorted(source.interfaces(package).accepts):
+        found = source.interfaces(package)
+        for interface in sorted(found.accepts):
+            port = found.accept_port(interface, params[(node_id, service)]) if isinstance(
+                found, Interfaces) else None
             acceptors.setdefault(interface, []).append(wire.AcceptorAddress(
                 acceptor=service, acceptor_node=owner.name, interface=interface,
-                host=owner.address, port=None, node_key=owner.sealing_key))
+                host=owner.address, port=port, node_key=owner.sealing_key))
     return _View(nodes, disabled, assigned, announcements, acceptors)
 
 

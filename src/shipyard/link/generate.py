@@ -48,7 +48,7 @@ from shipyard.errors import ShipyardError
 from shipyard.fsutil import atomic_write
 from shipyard.link.adapters import valid_host
 from shipyard.link.inventory import Instance
-from shipyard.manifest import LinkAnnounce
+from shipyard.manifest import LinkAccept, LinkAnnounce
 
 SECTION = "link"
 
@@ -218,14 +218,16 @@ def fix_owner(path: Path, user: str) -> None:
             os.chown(path, *owner)
 
 
-def announced_port(announce: LinkAnnounce, params: Mapping[str, str | None]) -> int | None:
-    """The static port, or the instance's parameter that ``generate.port`` names."""
+def announced_port(announce: LinkAnnounce | LinkAccept, params: Mapping[str, str | None],
+                   key: str = "generate.port") -> int | None:
+    """The static port, or the instance's parameter that the port template names
+    (``generate.port`` of an announcer; ``port`` of an acceptor, read by the fleet)."""
     if announce.port_param is None:
         return announce.port
     value = params.get(announce.port_param)
     if value is None or not value.strip().isdigit() or not 1 <= int(value) <= 65535:
         raise ShipyardError(
-            f"generate.port of interface {announce.interface} is {{param."
+            f"{key} of interface {announce.interface} is {{param."
             f"{announce.port_param}}}, but the instance has no port number in "
             f"--{announce.port_param} (got {value!r}); register it with "
             f"-- --{announce.port_param}=PORT")

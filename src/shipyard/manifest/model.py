@@ -44,6 +44,11 @@ class LinkAccept:
     password_via: str = "env"
     # What Shipyard does to the running acceptor after an adapter run changed something.
     on_change: str = "none"
+    # The port it accepts this interface on, so that announcers on other hosts connect
+    # there (the fleet writes it into their link file): a number, or port_param for
+    # port = "{param.NAME}" (the instance's value). None: announcers use their own port.
+    port: int | None = None
+    port_param: str | None = None
 
 
 PARAM_TYPES = ("string", "int", "port")

@@ -72,7 +72,8 @@ def parse_manifest(text: str, source: str = MANIFEST_NAME) -> Manifest:
     if "link" in data:
         link = table_of(ctx, "link", data["link"], {"announce", "accept"})
         announces = _announces(ctx, link.get("announce", []))
-        accepts = _accepts(ctx, link.get("accept", []))
+        accepts = _accepts(ctx, link.get("accept", []),
+                           service.params if service is not None else ())
     return Manifest(
         coord=coord,
         requires=requires,
@@ -161,11 +162,7 @@ def _announces(ctx: Ctx, value: Any) -> tuple[LinkAnnounce, ...]:
         adapter = rel_path(ctx, f"{key}.adapter", required(ctx, entry, key, "adapter"))
         gen = table_of(ctx, f"{key}.generate", entry.get("generate", {}),
                        {"port", "hostname_prefix", "password"})
-        port = port_param = None
-        if isinstance(gen.get("port"), str):
-            port_param = param_ref(ctx, f"{key}.generate.port", gen["port"])
-        elif "port" in gen:
-            port = int_range(1, 65535)(ctx, f"{key}.generate.port", gen["port"])
+        port, port_param = _port(ctx, f"{key}.generate.port", gen)
         prefix = nonempty(ctx, f"{key}.generate.hostname_prefix",
                           gen["hostname_prefix"]) if "hostname_prefix" in gen else None
         password = None
@@ -178,13 +175,14 @@ def _announces(ctx: Ctx, value: Any) -> tuple[LinkAnnounce, ...]:
     return tuple(announces)
 
 
-def _accepts(ctx: Ctx, value: Any) -> tuple[LinkAccept, ...]:
-    """``[[link.accept]]``: the interfaces this package consumes, through which adapter."""
+def _accepts(ctx: Ctx, value: Any, params: tuple[ParamSpec, ...]) -> tuple[LinkAccept, ...]:
+    """``[[link.accept]]``: the interfaces this package consumes, through which adapter,
+    and on which port (``params``: the ``[service.params]`` a port may name)."""
     accepts: list[LinkAccept] = []
     for index, item in enumerate(array_of_tables(ctx, "link.accept", value)):
         key = f"link.accept[{index}]"
         entry = table_of(ctx, key, item,
-                         {"interface", "adapter", "password_via", "on_change"})
+                         {"interface", "adapter", "password_via", "on_change", "port"})
         interface = interface_name(ctx, f"{key}.interface",
                                    required(ctx, entry, key, "interface"))
         adapter = rel_path(ctx, f"{key}.adapter", required(ctx, entry, key, "adapter"))
@@ -192,8 +190,33 @@ def _accepts(ctx: Ctx, value: Any) -> tuple[LinkAccept, ...]:
                      PASSWORD_VIA)
         on_change = choice(ctx, f"{key}.on_change", entry.get("on_change", "none"),
                            ON_CHANGE)
-        accepts.append(LinkAccept(interface, adapter, via, on_change))
+        port, port_param = _port(ctx, f"{key}.port", entry)
+        if port_param is not None:
+            _declared_port(ctx, f"{key}.port", port_param, params)
+        accepts.append(LinkAccept(interface, adapter, via, on_change, port, port_param))
     return tuple(accepts)
+
+
+def _port(ctx: Ctx, key: str, table: dict[str, Any]) -> tuple[int | None, str | None]:
+    """A port template (``generate.port``, ``[[link.accept]] port``): a number, or
+    ``"{param.NAME}"`` for the instance's value; ``(port, param name)``."""
+    value = table.get("port")
+    if isinstance(value, str):
+        return None, param_ref(ctx, key, value)
+    if value is None:
+        return None, None
+    return int_range(1, 65535)(ctx, key, value), None
+
+
+def _declared_port(ctx: Ctx, key: str, name: str, params: tuple[ParamSpec, ...]) -> None:
+    """``{param.NAME}`` of a port must name a ``[service.params]`` entry that holds a
+    number: the coordinator resolves it for instances on other hosts, before any start
+    could say the parameter is missing."""
+    spec = next((p for p in params if p.name == name), None)
+    if spec is None or spec.type not in ("port", "int"):
+        raise ctx.fail(key, f"{{param.{name}}} must name a [service.params] entry of type "
+                       f"\"port\" or \"int\"" + ("" if spec is None else
+                                                 f" (it is {spec.type!r})"))
 
 
 def _reload(ctx: Ctx, value: Any) -> str:
