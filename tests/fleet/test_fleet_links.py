@@ -146,6 +146,43 @@ def test_server_and_transports_on_three_hosts(fleet: CrossFleet) -> None:
             assert secret not in text
 
 
+def test_a_new_transport_starts_once_at_its_known_acceptor_address() -> None:
+    """The server is assigned (so its address is in the transport's first document) before
+    the transport: the agent writes that address into the transport's link file between
+    register and start, so the fresh instance is started once and never restarted."""
+    import re
+
+    with netkit.NetKit() as kit:
+        fleet = CrossFleet(kit)
+        try:
+            a, b = kit.add_host("a"), kit.add_host("b")
+            fleet.publish_examples("chat-server", "jabber-echo")
+            fleet.start_coordinator()
+            for host in (a, b):
+                fleet.join(host)
+                fleet.start_agent(host)
+            fleet.fleet("assign", SERVER, "--package", CHAT, "--nodes", "a", "--",
+                        f"--bind={a.address}", f"--port={CLIENT_PORT}")
+            wait_until(lambda: chat_status(a.address, CLIENT_PORT) is not None, 120,
+                       message="the server to run on a")
+            fleet.fleet("assign", ECHO_SVC, "--package", ECHO, "--nodes", "b")
+            wait_until(lambda: chat_status(a.address, CLIENT_PORT)["authenticated"] == [
+                "echo.b.fleet.test"], 120, message="b's transport to authenticate")
+            wait_until(lambda: fleet.pairs().get((ECHO_SVC, SERVER), {}).get("state")
+                       == "linked", 60, message="fleet links to show the pair linked")
+            log = fleet.agents["b"].output()
+            starts = re.findall(rf"start {re.escape(ECHO_SVC)}: started \S+ \(pid (\d+)\)",
+                                log)
+            assert len(starts) == 1, log
+            assert "restarted" not in log, log
+            (row,) = json.loads(fleet.host_cli(b, "svc", "status", ECHO_SVC,
+                                               "--json").stdout)
+            assert str(row["pid"]) == starts[0]
+            assert _config(b, ECHO_SVC)["acceptor_host"] == a.address
+        finally:
+            fleet.close()
+
+
 def _configured(host: netkit.Host) -> list[str]:
     status = chat_status(host.address, CLIENT_PORT)
     return [c["host"] for c in status["configured"]] if status else ["?"]

@@ -79,6 +79,7 @@ class Agent:
         self.busy = threading.Lock()
         self.backoff = Backoff(settings.node.backoff_max)
         self._away = False
+        self._converging: dict[str, wire.DesiredInstance] = {}
 
     def _stored(self, key: str) -> Any:
         import json
@@ -161,6 +162,7 @@ class Agent:
                      "; ".join(a.describe() for a in actions),
                      extra={"event": "converge", "revision": doc.revision,
                             "actions": len(actions)})
+        self._converging = {inst.service: inst for inst in doc.instances}
         failed = self.tracker.execute(self.settings, actions, _say, self._before)
         for action in actions:
             if action.kind == "unregister" and action.service not in self.tracker.errors:
@@ -182,6 +184,13 @@ class Agent:
         if action.kind == "register" and action.service not in self.managed:
             self.managed.add(action.service)
             ident.save_managed(self.identity, self.managed)
+        # Where an announcer connects is in its link file before it starts, not after:
+        # the links step would otherwise restart every new transport at once.
+        inst = self._converging.get(action.service)
+        if action.kind == "start" and inst is not None and inst.acceptors:
+            from shipyard.node.agent_links import before_start
+
+            before_start(self.settings, inst)
 
     def _report(self, doc: wire.DesiredDocument) -> None:
         links: list[wire.PairReport] = []

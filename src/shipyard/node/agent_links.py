@@ -1,7 +1,7 @@
 """The node agent's links step: both ends of every cross-host pair this node takes part in.
 
 Called by the agent after each converge with the desired document (DESIGN.md "Fleet",
-Links across hosts):
+Links across hosts), and for an announcer about to be started (:func:`before_start`):
 
 * **announcing instances** here: ask the announce adapter for host, port and password,
   seal the password for every acceptor node the document lists (each node's X25519 key,
@@ -116,16 +116,11 @@ def announce_all(settings: Settings, client: Any, identity: Any, doc: wire.Desir
                 continue
             logsetup.register_secret(data.password)  # a last guard: never in a log line
             acceptors = [a for a in inst.acceptors if a.interface == spec.interface]
-            addresses = tuple(sorted({(a.host, a.port or data.port) for a in acceptors}))
-            try:
-                if remote.set_acceptors(settings, local, spec, addresses):
-                    log.info("%s: %s now connects to %s", inst.service, spec.interface,
-                             ", ".join(f"{h}:{p}" for h, p in addresses) or "nothing",
-                             extra={"event": "acceptor-address", "service": inst.service})
-                    restart.append(inst.service)
-            except (ShipyardError, OSError) as exc:
-                problems.append(f"{inst.service} {spec.interface}: "
-                                f"{exc.message if isinstance(exc, ShipyardError) else exc}")
+            changed, problem = _connect_to(settings, inst, local, spec, data)
+            if changed:
+                restart.append(inst.service)
+            if problem:
+                problems.append(problem)
             key = f"{inst.service} {spec.interface}"
             fingerprint = _fingerprint(spec.interface, inst.service, data)
             previous = old_seals.get(key) or {}
@@ -161,6 +156,54 @@ def announce_all(settings: Settings, client: Any, identity: Any, doc: wire.Desir
     if seals != old_seals:
         atomic_write(seals_path, json.dumps(seals, sort_keys=True) + "\n", mode=0o600)
     return problems
+
+
+def _connect_to(settings: Settings, inst: wire.DesiredInstance, local: Any, spec: Any,
+                data: LinkData) -> tuple[bool, str | None]:
+    """Write the acceptors' addresses of ``spec``'s interface into the announcer's link
+    file (an acceptor that names no port is reached on the announced one); (changed, why
+    it failed)."""
+    addresses = tuple(sorted({(a.host, a.port or data.port) for a in inst.acceptors
+                              if a.interface == spec.interface}))
+    try:
+        if not remote.set_acceptors(settings, local, spec, addresses):
+            return False, None
+    except (ShipyardError, OSError) as exc:
+        return False, (f"{inst.service} {spec.interface}: "
+                       f"{exc.message if isinstance(exc, ShipyardError) else exc}")
+    log.info("%s: %s now connects to %s", inst.service, spec.interface,
+             ", ".join(f"{h}:{p}" for h, p in addresses) or "nothing",
+             extra={"event": "acceptor-address", "service": inst.service})
+    return True, None
+
+
+def before_start(settings: Settings, inst: wire.DesiredInstance) -> None:
+    """Called by the agent before it starts ``inst``: the acceptor addresses its document
+    already lists go into its link file now, so a new transport starts once, connecting
+    where it should, instead of being restarted by the links step right after its first
+    start. A failure is only logged: the links step after the converge tries again."""
+    if not inst.acceptors:
+        return
+    local = remote.local_instance(settings, inst.service)
+    if local is None or local.manifest is None:
+        return
+    running = Running(settings)
+    problems: list[str] = []
+    try:
+        with remote.locked(settings):
+            for spec in local.announces():
+                data = remote.announce(settings, local, spec, running)
+                if isinstance(data, str):
+                    problems.append(f"{inst.service} {spec.interface}: {data}")
+                    continue
+                logsetup.register_secret(data.password)
+                _changed, problem = _connect_to(settings, inst, local, spec, data)
+                if problem:
+                    problems.append(problem)
+    finally:
+        running.close()
+    for problem in problems:
+        log.warning("links: %s", problem, extra={"event": "link-failed"})
 
 
 def _restart_if_running(settings: Settings, service: str) -> str | None:
