@@ -101,6 +101,10 @@ def test_bad_input_changes_nothing(make_fleet, db_url: str) -> None:
     one_line_error(fleet.operator(url, "assign", "1.x.y.z", "--package", "no-version:x",
                                   "--nodes", "one", check=False), code=2)
     one_line_error(fleet.operator(url, "unassign", "1.x.y.z", check=False))
+    line = one_line_error(fleet.operator(url, "assign", "1.x.y.z", "--package", PACKAGE,
+                                         "--nodes", "one", "--", "--bind={node.adress}",
+                                         check=False))
+    assert "unknown placeholder {node.adress}" in line and "{node.address}" in line
     assert status() == before  # nothing changed, not even the revision
 
     # A joined name cannot be taken by a second join; a used join token is spent.

@@ -56,7 +56,7 @@ def test_prosody_and_components_across_hosts(fleet: CrossFleet) -> None:
         fleet.join(host)
         fleet.start_agent(host)
     fleet.fleet("assign", SERVER, "--package", PROSODY, "--nodes", "a", "--",
-                f"--bind={a.address}", "--domain=a.fleet.test",
+                "--bind={node.address}", "--domain=a.fleet.test",
                 f"--component-port={COMPONENT_PORT}")
     fleet.fleet("assign", ECHO_B, "--package", ECHO, "--nodes", "b")
     fleet.fleet("assign", ECHO_C, "--package", ECHO, "--nodes", "c")
@@ -71,8 +71,9 @@ def test_prosody_and_components_across_hosts(fleet: CrossFleet) -> None:
     link_b = _link(b, ECHO_B)
     assert (link_b["acceptor_host"], link_b["acceptor_port"], link_b["port"]) == (
         a.address, str(COMPONENT_PORT), "5347")
-    assert f"component_ports = {{ {COMPONENT_PORT} }}" in _read(
-        _runtime(a, SERVER) / "etc" / "prosody.cfg.lua")  # its own port, and no other
+    main_cfg = _read(_runtime(a, SERVER) / "etc" / "prosody.cfg.lua")
+    assert f"component_ports = {{ {COMPONENT_PORT} }}" in main_cfg  # its own, no other
+    assert f'component_interfaces = {{ "{a.address}" }}' in main_cfg  # {node.address}
     config = _components(a)
     assert set(re.findall(r'^Component "([^"]+)"', config, re.M)) == {HOST_B, HOST_C}
     assert "/etc/prosody" not in (_runtime(a, SERVER) / "etc" / "prosody.cfg.lua").read_text()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from shipyard.formats.fleet import DesiredInstance
-from shipyard.node.plan import Actual, plan
+from shipyard.node.plan import Actual, for_node, plan, unknown_placeholder
 
 PKG = "org.example:svc-script:1.0.0"
 NEW = "org.example:svc-script:1.1.0"
@@ -75,3 +75,23 @@ def test_hand_registered_instance_is_never_taken_over() -> None:
     assert kinds(actions) == ["refuse 1.a.b.c"]
     assert "outside the fleet" in actions[0].reason
     assert plan([], actual, [PKG], []) == []  # and never removed
+
+
+def test_node_placeholders_are_this_nodes_own_and_then_compare_equal() -> None:
+    """``{node.address}``/``{node.name}`` become the agent's own values before planning, so
+    the registered parameters are concrete and the next plan finds nothing to change."""
+    raw = want("1.a.b.c", params=["--bind={node.address}", "--id={node.name}-x", "--p=1"])
+    (mine,) = for_node([raw], "gw1", "10.0.0.11")
+    assert mine.params == ["--bind=10.0.0.11", "--id=gw1-x", "--p=1"]
+    assert raw.params[0] == "--bind={node.address}"  # the document itself is left as sent
+    actions = plan([mine], {}, [PKG], [])
+    assert actions[0].params == ("--bind=10.0.0.11", "--id=gw1-x", "--p=1")
+    registered = Actual("1.a.b.c", PKG, actions[0].params, running=True)
+    again = for_node([raw], "gw1", "10.0.0.11")
+    assert plan(again, {"1.a.b.c": registered}, [PKG], ["1.a.b.c"]) == []
+
+
+def test_only_node_placeholders_are_allowed_in_parameters() -> None:
+    assert unknown_placeholder(["--bind={node.address}", "--n={node.name}", "--x=1"]) is None
+    assert unknown_placeholder(["--bind={node.adress}"]) == "{node.adress}"
+    assert unknown_placeholder(["--a=1", "--b={param.port}"]) == "{param.port}"

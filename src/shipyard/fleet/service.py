@@ -276,6 +276,17 @@ def check_service(service: str) -> str:
         raise FleetError(exc.message) from None
 
 
+def check_params(params: list[str]) -> None:
+    """Only ``{node.address}`` and ``{node.name}`` may stand in parameters: each node's
+    agent fills them in; anything else in braces would reach the service as typed."""
+    from shipyard.node.plan import NODE_PLACEHOLDERS, unknown_placeholder
+
+    found = unknown_placeholder(params)
+    if found is not None:
+        raise FleetError(f"unknown placeholder {found} in the parameters (expected "
+                         + " or ".join(f"{{{n}}}" for n in NODE_PLACEHOLDERS) + ")")
+
+
 def check_package(package: str) -> PackageCoord:
     try:
         return PackageCoord.parse(package, require_version=True, where="--package: ")
@@ -288,6 +299,7 @@ def assign(db: FleetDB, body: wire.AssignRequest) -> wire.ChangeAnswer:
     been checked against the repository by the caller (:mod:`.packages`)."""
     service = check_service(body.service)
     package = str(check_package(body.package))
+    check_params(body.params)
     now = utcnow()
     changed = []
     with db.tx() as conn:

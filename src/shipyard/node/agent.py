@@ -32,7 +32,7 @@ from shipyard.formats import fleet as wire
 from shipyard.node import execute
 from shipyard.node import identity as ident
 from shipyard.node.client import ApiError, FleetClient, Unreachable
-from shipyard.node.plan import Action, plan
+from shipyard.node.plan import Action, for_node, plan
 
 log = logging.getLogger("shipyard.node")
 EXIT_REFUSED = 3
@@ -176,7 +176,8 @@ class Agent:
 
     def plan(self, doc: wire.DesiredDocument) -> list[Action]:
         found, _states = execute.actual(self.settings)
-        return plan(doc.instances, found, execute.installed(self.settings), self.managed)
+        desired = for_node(doc.instances, self.identity.name, self.identity.address)
+        return plan(desired, found, execute.installed(self.settings), self.managed)
 
     def _before(self, action: Action) -> None:
         # The intent is on disk before the instance exists: a crash right after register

@@ -15,6 +15,12 @@ A pure function of its inputs (no I/O), so every rule is tested in-process, and 
 
 Removals come first, so an instance moved to another coordinate frees its port before the
 new one starts.
+
+An assignment's parameters may say ``{node.address}`` and ``{node.name}`` (one
+``fleet assign ... -- --bind={node.address}`` for every selected node); the agent puts in
+its own advertised address and name before planning (:func:`for_node`), so what it
+registers is concrete and compares equal to the desired parameters at the next converge.
+The coordinator refuses any other ``{...}`` at ``fleet assign`` (:func:`unknown_placeholder`).
 """
 
 from __future__ import annotations
@@ -24,6 +30,32 @@ from dataclasses import dataclass
 from typing import Literal
 
 from shipyard.formats.fleet import DesiredInstance
+from shipyard.svc.params import PLACEHOLDER_RE
+
+NODE_PLACEHOLDERS = ("node.address", "node.name")
+
+
+def unknown_placeholder(params: Iterable[str]) -> str | None:
+    """The first ``{...}`` of ``params`` that is not a node placeholder, or None."""
+    for param in params:
+        for match in PLACEHOLDER_RE.finditer(param):
+            if match.group(1) not in NODE_PLACEHOLDERS:
+                return match.group(0)
+    return None
+
+
+def for_node(desired: Iterable[DesiredInstance], name: str, address: str
+             ) -> list[DesiredInstance]:
+    """``desired`` with ``{node.name}`` and ``{node.address}`` in its parameters replaced
+    by this node's own (copies: the document kept on disk stays as the coordinator sent it)."""
+    values = {"node.name": name, "node.address": address}
+
+    def concrete(param: str) -> str:
+        return PLACEHOLDER_RE.sub(lambda m: values.get(m.group(1), m.group(0)), param)
+
+    return [d if not any("{" in p for p in d.params) else
+            d.model_copy(update={"params": [concrete(p) for p in d.params]})
+            for d in desired]
 
 Kind = Literal["stop", "unregister", "install", "register", "upgrade", "start", "refuse"]
 
