@@ -66,6 +66,13 @@ def _fleet(request: Request) -> Fleet:
     return request.app.state.fleet
 
 
+def _announce(fleet: Fleet, what: str, answer: wire.ChangeAnswer, by: str) -> wire.ChangeAnswer:
+    """An operator's committed change: wake the parked polls and log it once."""
+    fleet.hub.changed_threadsafe(answer.revision)
+    events.changed(what, answer, by)
+    return answer
+
+
 def _peer(request: Request) -> str:
     return request.client.host if request.client is not None else ""
 
@@ -271,19 +278,13 @@ def _operator_routes() -> APIRouter:
         with fleet.db.rtx() as conn:  # an unknown node is reported before the repository
             service.select_nodes(conn, body.nodes)
         check_in_repository(fleet.settings, fleet.repo_dir, coord)
-        answer = service.assign(fleet.db, body)
-        fleet.hub.changed_threadsafe(answer.revision)
-        events.changed("assign", answer, token.name)
-        return answer
+        return _announce(fleet, "assign", service.assign(fleet.db, body), token.name)
 
     @_route(router, "POST", "/unassign", "operator")
     def unassign(request: Request, body: wire.UnassignRequest,
                  token: Any = Depends(operator_auth)) -> wire.ChangeAnswer:
         fleet = _fleet(request)
-        answer = service.unassign(fleet.db, body)
-        fleet.hub.changed_threadsafe(answer.revision)
-        events.changed("unassign", answer, token.name)
-        return answer
+        return _announce(fleet, "unassign", service.unassign(fleet.db, body), token.name)
 
     @_route(router, "GET", "/status", "operator")
     def status(request: Request, _token: Any = Depends(operator_auth)) -> wire.FleetStatus:
@@ -299,17 +300,13 @@ def _operator_routes() -> APIRouter:
                 token: Any = Depends(operator_auth)) -> wire.ChangeAnswer:
         fleet = _fleet(request)
         answer = pairs.set_pair_disabled(fleet.db, body, True, token.name)
-        fleet.hub.changed_threadsafe(answer.revision)
-        events.changed("disable", answer, token.name)
-        return answer
+        return _announce(fleet, "disable", answer, token.name)
 
     @_route(router, "POST", "/links/enable", "operator")
     def enable(request: Request, body: wire.LinkPairRequest,
                token: Any = Depends(operator_auth)) -> wire.ChangeAnswer:
         fleet = _fleet(request)
         answer = pairs.set_pair_disabled(fleet.db, body, False, token.name)
-        fleet.hub.changed_threadsafe(answer.revision)
-        events.changed("enable", answer, token.name)
-        return answer
+        return _announce(fleet, "enable", answer, token.name)
 
     return router
