@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import concurrent.futures
 import os
 import threading
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 from sqlalchemy import event, update
@@ -22,6 +25,16 @@ from shipyard.fleet.db import FleetDB
 from shipyard.fleet.errors import Forbidden, Unauthorized
 from shipyard.formats import fleet as wire
 from shipyard.timeutil import utcnow
+
+T = TypeVar("T")
+
+
+def run_loop(coroutine: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run`` in a thread of its own: this worker's main thread may already run
+    a loop (the session's Playwright browser, tests/conftest.py), and a loop cannot be
+    started inside another."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result(timeout=120)
 
 
 def fleet_with_nodes(tmp_path: Path, names: list[str]) -> tuple[FleetDB, dict[str, str]]:
@@ -64,7 +77,7 @@ def test_concurrent_requests_share_one_statement(tmp_path: Path) -> None:
         return rows
 
     try:
-        rows = asyncio.run(main())
+        rows = run_loop(main())
     finally:
         db.dispose()
     assert len(statements) == 1 and sorted(statements[0]) == sorted(set(asked))
@@ -109,7 +122,7 @@ def test_a_request_during_a_read_gets_a_fresh_read_of_its_own(tmp_path: Path) ->
         return rows, batcher.batches
 
     try:
-        (row_a, row_b), batches = asyncio.run(main())
+        (row_a, row_b), batches = run_loop(main())
     finally:
         db.dispose()
     assert batches == 2 and order == ["statement", "revoked", "statement"]
