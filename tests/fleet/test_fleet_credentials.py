@@ -115,8 +115,13 @@ def test_a_request_during_a_read_gets_a_fresh_read_of_its_own(tmp_path: Path) ->
             conn.execute(update(FleetNode).where(FleetNode.name == "b")
                          .values(revoked_at=utcnow()))
         order.append("revoked")
-        second = asyncio.create_task(batcher.lookup(service.hash_secret(creds["b"])))
-        await asyncio.sleep(0)  # b's lookup is queued behind the running statement
+        b_hash = service.hash_secret(creds["b"])
+        second = asyncio.create_task(batcher.lookup(b_hash))
+        # Wait (with a deadline) until b's lookup is queued behind the running statement.
+        deadline = loop.time() + 30
+        while b_hash not in batcher._waiting:
+            assert loop.time() < deadline, "b's lookup was never queued"
+            await asyncio.wait({second}, timeout=0)  # one turn of the loop for the task
         release.set()
         rows = await asyncio.gather(first, second)
         return rows, batcher.batches
